@@ -1,0 +1,112 @@
+"""Typed configuration: defaults < the `archiver:` section of config.yaml < command-line flags.
+
+Loaded once by the CLI and passed down; nothing reads the environment or files behind its back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path = field(default_factory=Path.cwd)
+    collection: str = "news"
+    workers: int = 8
+    timeout: float = 60.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_redirects: int = 10
+    max_size: int = 100 * 1024 * 1024
+    allow_private: bool = False
+    warc_max_size: int = 1_000_000_000
+    warc_prefix: str = "archiver"
+    user_agent: str = "archiver/0.1 (news preservation; WARC capture)"
+    lead_images: bool = True
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with `changes` applied; None values mean "not given" and are ignored."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(given) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return _validated(dataclasses.replace(self, **given))
+
+
+# The comment printed above each key in config.yaml, so that the file documents itself.
+KEY_HELP: dict[str, str] = {
+    "collection": "collection used when -c/--collection is not given",
+    "workers": "seeds captured in parallel (threads)",
+    "timeout": "total deadline in seconds for one HTTP request, body included",
+    "connect_timeout": "seconds to wait for a TCP/TLS connection",
+    "read_timeout": "seconds to wait for the next bytes from the server",
+    "max_redirects": "redirect hops followed before giving up with too_many_redirects",
+    "max_size": "bytes kept of one response; longer bodies are cut and marked WARC-Truncated",
+    "allow_private": "allow fetching loopback/private/link-local addresses (off: SSRF guard)",
+    "warc_max_size": "start a new WARC file once the current one reaches this many bytes",
+    "warc_prefix": "first part of every WARC file name",
+    "user_agent": "User-Agent header sent with every request",
+    "lead_images": "also capture each article's lead image",
+}
+
+CONFIG_KEYS = tuple(KEY_HELP)
+
+
+def _validated(cfg: Config) -> Config:
+    checks = [
+        (cfg.workers >= 1, "workers must be at least 1"),
+        (cfg.timeout > 0, "timeout must be positive"),
+        (cfg.connect_timeout > 0, "connect_timeout must be positive"),
+        (cfg.read_timeout > 0, "read_timeout must be positive"),
+        (cfg.max_redirects >= 0, "max_redirects must not be negative"),
+        (cfg.max_size > 0, "max_size must be positive"),
+        (cfg.warc_max_size > 0, "warc_max_size must be positive"),
+        (bool(cfg.warc_prefix) and "/" not in cfg.warc_prefix, "warc_prefix must be a plain name"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    return cfg
+
+
+def load(root: Path, **overrides: Any) -> Config:
+    """Read `root/config.yaml` if present, then apply `overrides` (None = not given)."""
+    root = root.resolve()
+    values: dict[str, Any] = {}
+    path = root / "config.yaml"
+    if path.exists():
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path} must be a YAML mapping")
+        section = doc.get("archiver") or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: the 'archiver:' section must be a mapping")
+        values = dict(section)
+    base = Config(root=root)
+    types = {f.name: f.type for f in dataclasses.fields(Config)}
+    for key, value in values.items():
+        if key not in KEY_HELP:
+            raise ConfigError(f"{path}: unknown key archiver.{key} (known: {', '.join(CONFIG_KEYS)})")
+        values[key] = _coerce(path, key, value, str(types[key]))
+    try:
+        cfg = base.replace(**values)
+        return cfg.replace(**overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (check {path} and the command-line flags)") from exc
+
+
+def _coerce(path: Path, key: str, value: Any, type_name: str) -> Any:
+    wanted = {"int": int, "float": (int, float), "bool": bool, "str": str}[type_name]
+    if (isinstance(value, bool) and type_name != "bool") or not isinstance(value, wanted):
+        raise ConfigError(f"{path}: archiver.{key} must be a {type_name}, not {value!r}")
+    return float(value) if type_name == "float" else value

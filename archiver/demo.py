@@ -1,0 +1,104 @@
+"""The offline demo: a small bundled news site served over loopback, captured like the web.
+
+Seed documents for its articles are written the way a feed exporter writes them, so the demo
+runs the same path as real seeds: parse, fetch, WARC, index, replay, export.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bs4 import BeautifulSoup
+
+from .capture import CaptureReport, Event, capture
+from .config import Config
+from .extract import html_text
+
+DEMO_COLLECTION = "demo"
+
+
+def site_dir() -> Path:
+    return Path(str(resources.files("archiver") / "demo" / "site"))
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class SiteServer:
+    """Serves a directory on 127.0.0.1 from a background thread."""
+
+    def __init__(self, directory: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+        handler = functools.partial(_QuietHandler, directory=str(directory))
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="demo-site", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+    def __enter__(self) -> SiteServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def write_seed_documents(site: Path, base_url: str, target: Path) -> list[Path]:
+    """One seed document per article of the site, as an RSS exporter would write it."""
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, page in enumerate(sorted((site / "articles").glob("*.html"))):
+        text, _ = html_text(page.read_bytes(), "")
+        soup = BeautifulSoup(text, "html.parser")
+        url = f"{base_url}/articles/{page.name}"
+        og_title = soup.find("meta", attrs={"property": "og:title"})
+        title = str(og_title.get("content")) if og_title else page.stem
+        stamp = soup.find("meta", attrs={"property": "article:published_time"})
+        when = datetime.fromisoformat(str(stamp.get("content"))) if stamp else datetime(2023, 10, 6)
+        body = soup.find("article") or soup
+        img = body.find("img", src=True)
+        paragraphs = "".join(f"<p>{p.get_text(strip=True)}</p>" for p in body.find_all("p")[:3])
+        image = f'<img src="{img["src"]}">' if img is not None else ""
+        document = (
+            f"<!--{int(when.timestamp() * 1000)}-->\n[{title}]({url})\n------\n\n"
+            f"<div>{when:%d/%m/%Y - %H:%M}</div>{image}{paragraphs}\n"
+        )
+        path = target / f"{number:03d}_{page.stem}.txt"
+        path.write_text(document, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+@dataclass
+class DemoReport:
+    site_url: str
+    seeds: list[Path]
+    capture: CaptureReport
+
+
+def demo(cfg: Config, site_port: int = 8765, on_event: Callable[[Event], None] | None = None) -> DemoReport:
+    """Serve the bundled site on loopback, write its seeds, capture them into the demo collection."""
+    with SiteServer(site_dir(), site_port) as server:
+        seeds = write_seed_documents(site_dir(), server.url, cfg.root / "demo-seeds")
+        # the site is on loopback, which the address guard refuses by default
+        report = capture(cfg.replace(allow_private=True), [str(cfg.root / "demo-seeds")],
+                         DEMO_COLLECTION, on_event=on_event)
+    return DemoReport(server.url, seeds, report)

@@ -1,0 +1,136 @@
+"""What archiver reads out of a captured HTML page: charset, title, publish time, images.
+
+Decoding follows the WHATWG Encoding Standard where it matters for Chinese news: a BOM wins,
+then the HTTP charset, then <meta charset>; gb2312 and gbk labels decode as gb18030 (their
+superset), so GBK-only characters such as 镕 come out right. Everything decoded is capped, so
+a gzip bomb costs at most MAX_DECODED bytes of memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import re
+import zlib
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from bs4 import BeautifulSoup
+
+MAX_DECODED = 4 * 1024 * 1024
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030",
+              "iso-8859-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252"}
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    charset: str = ""
+    title: str = ""
+    published: str = ""
+    lead_image: str = ""  # og:image / twitter:image, else the first article image; absolute
+
+
+def decode_body(body: bytes, content_encoding: str, limit: int = MAX_DECODED) -> bytes:
+    """Undo gzip/deflate content coding, keeping at most `limit` bytes."""
+    coding = content_encoding.strip().lower()
+    if coding in ("gzip", "x-gzip", "deflate"):
+        wbits = 47 if coding != "deflate" else zlib.MAX_WBITS  # 47: gzip or zlib header
+        try:
+            inflater = zlib.decompressobj(wbits)
+            return inflater.decompress(body, limit)
+        except zlib.error:
+            if coding == "deflate":  # raw deflate, as some servers send
+                try:
+                    return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit)
+                except zlib.error:
+                    return b""
+            try:
+                return gzip.decompress(body)[:limit]
+            except (OSError, EOFError, zlib.error):
+                return b""
+    return body[:limit]
+
+
+def _normal(label: str) -> str:
+    label = label.strip().lower()
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return ""
+    return _SUPERSETS.get(label, _SUPERSETS.get(name, name))
+
+
+def sniff_charset(html: bytes, content_type: str) -> str:
+    for bom, name in _BOMS:
+        if html.startswith(bom):
+            return name
+    m = _HEADER_CHARSET.search(content_type or "")
+    if m and (name := _normal(m.group(1))):
+        return name
+    m = _META_CHARSET.search(html[:4096])
+    if m and (name := _normal(m.group(1).decode("ascii", "ignore"))):
+        return name
+    try:
+        html[:65536].decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start > 65530:  # cut inside a character at the sample's end
+            return "utf-8"
+    return "gb18030" if _looks_gbk(html) else "cp1252"
+
+
+def _looks_gbk(html: bytes) -> bool:
+    try:
+        html[:65536].decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def html_text(body: bytes, content_type: str) -> tuple[str, str]:
+    """Decoded text and the charset used (BOM removed)."""
+    charset = sniff_charset(body, content_type)
+    text = body.decode(charset, errors="replace")
+    return text.removeprefix("\ufeff"), charset
+
+
+def is_html(mime: str) -> bool:
+    return mime.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
+
+
+def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
+    """Title, publish time and lead image of an HTML page (body already content-decoded)."""
+    text, charset = html_text(body, content_type)
+    soup = BeautifulSoup(text, "html.parser")
+
+    def meta(*names: str) -> str:
+        for name in names:
+            tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": name})
+            if tag is not None and str(tag.get("content", "")).strip():
+                return str(tag.get("content", "")).strip()
+        return ""
+
+    title_tag = soup.find("title")
+    title = " ".join(title_tag.get_text().split()) if title_tag else ""
+    title = title or meta("og:title", "twitter:title")
+    published = meta("article:published_time", "og:published_time", "datePublished", "pubdate")
+    if not published:
+        stamp = soup.find(attrs={"itemprop": "datePublished"})
+        if stamp is not None:
+            published = str(stamp.get("content") or stamp.get("datetime") or "").strip()
+    if not published:
+        time_tag = soup.find("time", datetime=True)
+        if time_tag is not None:
+            published = str(time_tag.get("datetime", "")).strip()
+    image = meta("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
+    if not image:
+        scope = soup.find("article") or soup.find("main") or soup.body or soup
+        img = scope.find("img", src=True) if scope else None
+        image = str(img.get("src", "")).strip() if img is not None else ""
+    lead = urljoin(base_url, image) if image and not image.startswith("data:") else ""
+    if lead and urlsplit(lead).scheme not in ("http", "https"):
+        lead = ""
+    return PageInfo(charset=charset, title=title, published=published, lead_image=lead)

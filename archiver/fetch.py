@@ -1,0 +1,272 @@
+"""HTTP fetching for capture: bytes as received, a total deadline, an address guard.
+
+Each exchange keeps what the WARC needs: the request as sent, the status line and headers as
+received, and the entity body after transfer decoding with its content encoding kept, which is
+exactly the WARC payload. Chunked framing is removed (the digest must not depend on it) and the
+headers are made to agree: Transfer-Encoding becomes X-Archive-Orig-Transfer-Encoding and a
+Content-Length is added, so that replay serves the body correctly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from .config import Config
+from .errors import FetchError
+from .netguard import AddressPolicy, Deadline
+
+REDIRECTS = (301, 302, 303, 307, 308)
+SPOOL_IN_MEMORY = 2 * 1024 * 1024
+READ_SIZE = 64 * 1024
+
+
+def sha1_label(digest: Any) -> str:
+    """A hashlib sha1 as WARC writes it: 'sha1:' + base32."""
+    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
+
+
+@dataclass
+class Exchange:
+    """One HTTP request and the response to it, ready to be written as WARC records."""
+
+    url: str
+    started: datetime
+    request_head: bytes
+    protocol: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: IO[bytes]
+    body_length: int
+    payload_digest: str
+    peer_address: str
+    truncated: str = ""  # "", "length", "time" or "disconnect" (WARC-Truncated)
+
+    def header(self, name: str) -> str:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), "")
+
+    @property
+    def content_type(self) -> str:
+        return self.header("content-type")
+
+    def read_body(self, limit: int) -> bytes:
+        self.body.seek(0)
+        return self.body.read(limit)
+
+    def close(self) -> None:
+        self.body.close()
+
+
+@dataclass
+class Chain:
+    """Every exchange made for one URL, redirects included, and how it ended."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    error: str = ""
+    detail: str = ""
+
+    @property
+    def final(self) -> Exchange | None:
+        return self.exchanges[-1] if self.exchanges else None
+
+    def close(self) -> None:
+        for exchange in self.exchanges:
+            exchange.close()
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, policy: AddressPolicy, **kwargs: Any) -> None:
+        self._policy = policy
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        from .netguard import pool_classes
+
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = pool_classes(self._policy)
+
+
+class Fetcher:
+    """Fetches URLs for capture. Thread-safe: each thread gets its own HTTP session."""
+
+    def __init__(self, cfg: Config, clock: Callable[[], datetime], policy: AddressPolicy | None = None):
+        self.cfg = cfg
+        self.clock = clock
+        self.policy = policy or AddressPolicy(allow_private=cfg.allow_private)
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # a proxy from the environment would bypass the guard
+            adapter = _GuardedAdapter(self.policy, pool_connections=32, pool_maxsize=4, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers.update(
+                {
+                    "User-Agent": self.cfg.user_agent,
+                    "Accept": "text/html,application/xhtml+xml,image/*,*/*;q=0.8",
+                    "Accept-Encoding": "gzip, deflate",
+                }
+            )
+            self._local.session = session
+        return session
+
+    def close(self) -> None:
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+
+    def follow(self, url: str, referer: str = "") -> Chain:
+        """GET `url`, following redirects up to the configured limit; never raises FetchError."""
+        chain = Chain()
+        current = urldefrag(url)[0]
+        for hop in range(self.cfg.max_redirects + 1):
+            try:
+                exchange = self.get(current, referer)
+            except FetchError as exc:
+                chain.error, chain.detail = exc.reason, exc.detail
+                return chain
+            chain.exchanges.append(exchange)
+            location = exchange.header("location")
+            if exchange.status not in REDIRECTS or not location:
+                return chain
+            if hop == self.cfg.max_redirects:
+                break
+            current = urldefrag(urljoin(current, location.strip()))[0]
+            if urlsplit(current).scheme not in ("http", "https"):
+                chain.error, chain.detail = "unsupported_scheme", f"redirect to {current!r}"
+                return chain
+        chain.error = "too_many_redirects"
+        chain.detail = f"more than {self.cfg.max_redirects} redirects"
+        return chain
+
+    def get(self, url: str, referer: str = "") -> Exchange:
+        """One GET, no redirects. Raises FetchError when no usable response arrived."""
+        cfg = self.cfg
+        started = self.clock()
+        headers = {"Referer": referer} if referer else {}
+        with Deadline(cfg.timeout) as deadline:
+            try:
+                response = self._session().get(
+                    url,
+                    headers=headers,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=(cfg.connect_timeout, cfg.read_timeout),
+                )
+            except FetchError:
+                raise
+            except requests.exceptions.SSLError as exc:
+                raise FetchError("tls_error", str(exc)) from exc
+            except requests.exceptions.Timeout as exc:
+                raise FetchError("timeout", str(exc)) from exc
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema, UnicodeError, ValueError) as exc:
+                raise FetchError("invalid_url", str(exc)) from exc
+            except requests.exceptions.RequestException as exc:
+                if deadline.expired:
+                    raise FetchError("timeout", f"no response within {cfg.timeout:g} s") from exc
+                raise FetchError("connection_error", _short(exc)) from exc
+            try:
+                deadline.watch(response.raw.shutdown)
+                exchange = self._read(url, started, response, deadline)
+            except BaseException:
+                response.close()
+                raise
+            if exchange.truncated:
+                response.close()  # the connection is in an unknown state
+            else:
+                response.raw.release_conn()  # read to the end: keep the connection alive
+            return exchange
+
+    def _read(self, url: str, started: datetime, response: requests.Response, deadline: Deadline) -> Exchange:
+        raw = response.raw
+        original = raw._original_response  # http.client's response: headers in received order
+        connection = raw._connection
+        peer = getattr(connection, "peer_address", "") if connection is not None else ""
+        body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        digest = hashlib.sha1()
+        length = 0
+        truncated = ""
+        try:
+            while True:
+                chunk = raw.read1(READ_SIZE, decode_content=False)
+                if not chunk:
+                    break
+                room = self.cfg.max_size - length
+                if len(chunk) > room:
+                    chunk, truncated = chunk[:room], "length"
+                body.write(chunk)
+                digest.update(chunk)
+                length += len(chunk)
+                if truncated:
+                    break
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if length == 0 and not deadline.expired:
+                body.close()
+                raise FetchError("connection_error", _short(exc)) from exc
+            truncated = "time" if deadline.expired else "disconnect"
+        if deadline.expired and not truncated:
+            truncated = "time"
+        received = [(str(k), str(v)) for k, v in original.msg.items()]
+        stored = _stored_headers(received, bool(original.chunked), length)
+        protocol = "HTTP/1.0" if original.version == 10 else "HTTP/1.1"
+        return Exchange(
+            url=url,
+            started=started,
+            request_head=_request_head(response.request),
+            protocol=protocol,
+            status=response.status_code,
+            reason=original.reason or "",
+            headers=stored,
+            body=body,
+            body_length=length,
+            payload_digest=sha1_label(digest),
+            peer_address=peer,
+            truncated=truncated,
+        )
+
+
+def _stored_headers(received: list[tuple[str, str]], chunked: bool, length: int) -> list[tuple[str, str]]:
+    if not chunked:
+        return received
+    out = []
+    for name, value in received:
+        lowered = name.lower()
+        if lowered == "transfer-encoding":
+            out.append(("X-Archive-Orig-Transfer-Encoding", value))
+        elif lowered == "content-length":
+            out.append(("X-Archive-Orig-Content-Length", value))
+        else:
+            out.append((name, value))
+    out.append(("Content-Length", str(length)))
+    return out
+
+
+def _request_head(prepared: requests.PreparedRequest) -> bytes:
+    """The request as http.client sent it: request line, Host, then the session's headers."""
+    parts = urlsplit(prepared.url or "")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    lines = [f"{prepared.method} {prepared.path_url} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in prepared.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:197] + "..."

@@ -1,0 +1,256 @@
+"""The indexes of a collection, built from its WARC files alone.
+
+* `indexes/index.cdxj`: the replay index, sorted by SURT key and time, as pywb needs it.
+* `indexes/metadata.sqlite`: one row per seed (see store.py).
+
+`update_index` indexes only WARC files it has not seen (and mends files a killed run left
+open); `build_index` starts from scratch. Both read each file once, then seek to the few
+article responses whose pages need parsing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import surt
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from .articles import SeedRecord, build_article, timestamp14_of
+from .config import Config
+from .errors import SeedError, WarcError
+from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
+from .layout import Collection, locked
+from .seeds import Seed, parse_seed_document
+from .store import Article, Store
+from .warc import (
+    ERROR,
+    LEAD_IMAGE,
+    LEAD_IMAGE_STATUS,
+    OPEN_SUFFIX,
+    SEED_DOCUMENT_TYPE,
+    SOURCE,
+    Written,
+    mend,
+)
+
+INDEXED_TYPES = ("response", "revisit", "resource")
+
+
+@dataclass
+class IndexReport:
+    files: int = 0
+    records: int = 0
+    articles: int = 0
+    mended: list[str] = field(default_factory=list)
+    rebuilt: bool = False
+
+
+@dataclass
+class FileIndex:
+    cdxj: list[str]
+    articles: list[Article]
+    records: int
+
+
+def cdxj_line(w: Written) -> str:
+    fields = {"url": w.uri}
+    if w.mime:
+        fields["mime"] = w.mime
+    if w.status:
+        fields["status"] = w.status
+    if w.digest:
+        fields["digest"] = w.digest
+    fields.update(length=str(w.length), offset=str(w.offset), filename=w.filename)
+    return f"{surt_key(w.uri)} {timestamp14_of(w.date)} {json.dumps(fields, ensure_ascii=False)}"
+
+
+def surt_key(url: str) -> str:
+    try:
+        return str(surt.surt(url))
+    except Exception:  # surt raises assorted errors on junk URLs; keep the record findable
+        return url.lower()
+
+
+def _target(uri: str) -> str:
+    return uri.strip().removeprefix("<").removesuffix(">")
+
+
+def index_file(path: Path, collection: str) -> FileIndex:
+    """CDXJ lines and metadata rows of one WARC/ARC file."""
+    records: dict[str, Written] = {}
+    attempts: list[tuple[Written, dict[str, str], bytes]] = []
+    cdxj: list[str] = []
+    count = 0
+    try:
+        with path.open("rb") as fh:
+            iterator = ArchiveIterator(fh, arc2warc=True)
+            for record in iterator:
+                headers = record.rec_headers
+                rtype = record.rec_type
+                block = b""
+                if rtype == "metadata" and headers.get_header(SOURCE) is not None:
+                    block = record.content_stream().read(8 * 1024 * 1024)
+                iterator.read_to_end(record)
+                count += 1
+                written = _written(record, path.name, iterator.get_record_offset(), iterator.get_record_length())
+                rid = headers.get_header("WARC-Record-ID") or ""
+                if rid:
+                    records[rid] = written
+                if rtype in INDEXED_TYPES and written.uri:
+                    cdxj.append(cdxj_line(written))
+                if block or (rtype == "metadata" and headers.get_header(SOURCE) is not None):
+                    attempts.append((written, dict(headers.headers), block))
+    except (ArchiveLoadFailed, OSError, ValueError, EOFError) as exc:
+        raise WarcError(f"{path.name}: cannot be read: {exc}") from exc
+    articles = [_article(path, collection, records, *a) for a in attempts]
+    return FileIndex(cdxj, [a for a in articles if a is not None], count)
+
+
+def _written(record: object, filename: str, offset: int, length: int) -> Written:
+    r: object = record
+    headers = r.rec_headers  # type: ignore[attr-defined]
+    rtype = r.rec_type  # type: ignore[attr-defined]
+    http = r.http_headers  # type: ignore[attr-defined]
+    mime = status = ""
+    if rtype == "revisit":
+        mime = "warc/revisit"
+    elif http is not None and rtype == "response":
+        mime = (http.get_header("Content-Type") or "").split(";")[0].strip().lower() or "unk"
+        status = http.get_statuscode() or ""
+    elif rtype == "resource":
+        mime = (headers.get_header("Content-Type") or "").split(";")[0].strip()
+        status = "200"
+    digest = headers.get_header("WARC-Payload-Digest") or ""
+    return Written(
+        record_id=headers.get_header("WARC-Record-ID") or "",
+        record_type=rtype,
+        uri=_target(headers.get_header("WARC-Target-URI") or ""),
+        date=headers.get_header("WARC-Date") or "",
+        filename=filename,
+        offset=offset,
+        length=length,
+        mime=mime,
+        status=status,
+        digest=digest.split(":", 1)[-1],
+    )
+
+
+def _article(path: Path, collection: str, records: dict[str, Written], meta: Written,
+             headers: dict[str, str], block: bytes) -> Article | None:
+    source = headers.get(SOURCE, "")
+    content_type = headers.get("Content-Type", "")
+    try:
+        if content_type.startswith(SEED_DOCUMENT_TYPE.split(";")[0]):
+            seed = parse_seed_document(block, source)
+        else:
+            seed = Seed(url=meta.uri, source=source)
+    except SeedError:
+        return None
+    response = records.get(headers.get("WARC-Concurrent-To", ""))
+    feed_copy = records.get(headers.get("WARC-Refers-To", ""))
+    attempt = SeedRecord(seed, meta.date, headers.get(ERROR, ""), headers.get(LEAD_IMAGE, ""),
+                         headers.get(LEAD_IMAGE_STATUS, ""), meta)
+    page = _read_page(path, response) if response is not None and is_html(response.mime) else None
+    return build_article(collection, attempt, response, page, feed_copy)
+
+
+def _read_page(path: Path, response: Written) -> PageInfo | None:
+    with path.open("rb") as fh:
+        fh.seek(response.offset)
+        for record in ArchiveIterator(fh):
+            http = record.http_headers
+            body = record.raw_stream.read(MAX_DECODED)
+            encoding = http.get_header("Content-Encoding") or "" if http else ""
+            content_type = http.get_header("Content-Type") or "" if http else ""
+            return page_info(decode_body(body, encoding), content_type, response.uri)
+    return None
+
+
+def merge_cdxj(target: Path, new_lines: Iterable[str], replace: bool = False) -> None:
+    """Merge sorted `new_lines` into the sorted CDXJ at `target` (atomically; duplicates dropped)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".cdxj.tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            existing: Iterator[str] = iter(())
+            handle = None
+            if target.exists() and not replace:
+                handle = target.open(encoding="utf-8")
+                existing = (line.rstrip("\n") for line in handle)
+            previous = None
+            try:
+                for line in heapq.merge(existing, new_lines):
+                    if line and line != previous:
+                        out.write(line + "\n")
+                        previous = line
+            finally:
+                if handle is not None:
+                    handle.close()
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; pywb and readers need to read it
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
+    """Bring the indexes up to date with the WARC files (only new files are read)."""
+    collection = Collection.at(cfg.root, collection_name or cfg.collection)
+    with locked(collection):
+        return refresh(collection, rebuild=False)
+
+
+def build_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
+    """Rebuild both indexes from the WARC files alone."""
+    collection = Collection.at(cfg.root, collection_name or cfg.collection)
+    if not collection.exists():
+        from .errors import UsageError
+
+        raise UsageError(f"no collection {collection.name!r} under {cfg.root} (capture something first)")
+    with locked(collection):
+        return refresh(collection, rebuild=True)
+
+
+def refresh(collection: Collection, rebuild: bool) -> IndexReport:
+    """Index what is new (or everything); the caller holds the collection's lock."""
+    report = IndexReport(rebuilt=rebuild)
+    for leftover in collection.open_files():
+        final, cut = mend(leftover)
+        report.mended.append(f"{leftover.name}: {cut} bytes cut" if final.exists() else f"{leftover.name}: removed")
+    files = {p.name: p for p in collection.warc_files()}
+    with Store(collection.db_path) as store:
+        known = store.indexed_files()
+        if not rebuild and (set(known) - set(files) or any(
+                files[name].stat().st_size != size for name, size in known.items() if name in files)):
+            rebuild = report.rebuilt = True  # a file vanished or changed: start again
+        todo = sorted(files) if rebuild else sorted(set(files) - set(known))
+        if not todo and not rebuild:
+            return report
+        lines: list[str] = []
+        with store.transaction():
+            if rebuild:
+                store.clear()
+            for name in todo:
+                result = index_file(files[name], collection.name)
+                lines.extend(result.cdxj)
+                for article in result.articles:
+                    store.put(article, prefer_existing_capture=True)
+                report.files += 1
+                report.records += result.records
+            lines.sort()
+            merge_cdxj(collection.cdxj_path, lines, replace=rebuild)
+            store.mark_indexed((name, files[name].stat().st_size) for name in todo)
+        report.articles = store.count()
+    return report
+
+
+__all__ = ["OPEN_SUFFIX", "build_index", "cdxj_line", "index_file", "merge_cdxj", "refresh", "update_index"]

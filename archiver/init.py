@@ -1,0 +1,60 @@
+"""Create an archive root: a pywb working directory with archiver's own settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import CONFIG_KEYS, KEY_HELP, Config
+from .layout import Collection
+
+_PYWB_SETTINGS = """\
+# pywb settings: https://pywb.readthedocs.io/en/latest/manual/configuring.html
+# Collections live in collections/<name>/ with archive/ (WARC files) and indexes/ (CDXJ).
+collections_root: collections
+archive_paths: archive
+index_paths: indexes
+# Framed replay shows pywb's banner around the archived page; unframed pages are at <ts>mp_/.
+framed_replay: true
+# Memento (RFC 7089) TimeGates and TimeMaps for every collection.
+enable_memento: true
+"""
+
+
+def config_text(cfg: Config) -> str:
+    """config.yaml as written by `archiver init`: pywb's settings, then archiver's, all commented."""
+    lines = [_PYWB_SETTINGS, "# archiver settings; command-line flags override them.", "archiver:"]
+    for key in CONFIG_KEYS:
+        value = getattr(cfg, key)
+        rendered = ("true" if value else "false") if isinstance(value, bool) else (
+            f'"{value}"' if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value))
+        lines.append(f"  # {KEY_HELP[key]}")
+        lines.append(f"  {key}: {rendered}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class InitReport:
+    root: Path
+    created: list[str] = field(default_factory=list)
+
+
+def init(cfg: Config, collection_name: str | None = None) -> InitReport:
+    """Create config.yaml, collections/ and seeds/ under the root; leave what exists alone."""
+    report = InitReport(cfg.root)
+    cfg.root.mkdir(parents=True, exist_ok=True)
+    config_path = cfg.root / "config.yaml"
+    if not config_path.exists():
+        config_path.write_text(config_text(Config(root=cfg.root)), encoding="utf-8")
+        report.created.append("config.yaml")
+    for name in ("collections", "seeds"):
+        path = cfg.root / name
+        if not path.exists():
+            path.mkdir()
+            report.created.append(name + "/")
+    if collection_name:
+        collection = Collection.at(cfg.root, collection_name)
+        if not collection.exists():
+            collection.create()
+            report.created.append(f"collections/{collection.name}/")
+    return report

@@ -1,0 +1,132 @@
+"""The metadata index: one SQLite file per collection, one row per seed.
+
+It doubles as the capture journal: a row is written only after the seed's records are durable
+on disk, and a rerun skips seeds whose row says captured. Everything in it can be rebuilt from
+the WARC files alone (`archiver index`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Article:
+    """One seed's row: the export format, field for field."""
+
+    url: str
+    title: str
+    seed_timestamp: int | None
+    seed_time: str
+    page_title: str
+    published: str
+    capture_time: str
+    status: int | None
+    final_url: str
+    lead_image_url: str
+    lead_image_status: str
+    warc_file: str
+    warc_offset: int | None
+    warc_length: int | None
+    payload_digest: str
+    replay_path: str
+    source: str
+    error: str
+
+    @property
+    def captured(self) -> bool:
+        return not self.error
+
+
+FIELDS = tuple(f.name for f in fields(Article))
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS articles (
+    {", ".join(f"{name} {'INTEGER' if name in ('seed_timestamp', 'status', 'warc_offset', 'warc_length') else 'TEXT'}" + (" PRIMARY KEY" if name == "url" else "") for name in FIELDS)}
+);
+CREATE TABLE IF NOT EXISTS warc_files (
+    name TEXT PRIMARY KEY,
+    size INTEGER NOT NULL
+);
+"""
+
+
+class Store:
+    """A connection to one collection's metadata index. Use from one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot open the metadata index {path}: {exc} (run 'archiver index' to rebuild it)") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def put(self, article: Article, prefer_existing_capture: bool = False) -> None:
+        """Insert or replace the row of `article.url`.
+
+        With `prefer_existing_capture`, a failed attempt never replaces a captured row (the
+        index rebuild meets attempts in file order, not time order).
+        """
+        if prefer_existing_capture and article.error:
+            row = self.db.execute("SELECT error FROM articles WHERE url = ?", (article.url,)).fetchone()
+            if row is not None and not row[0]:
+                return
+        marks = ", ".join("?" for _ in FIELDS)
+        self.db.execute(f"INSERT OR REPLACE INTO articles ({', '.join(FIELDS)}) VALUES ({marks})", astuple(article))
+
+    def get(self, url: str) -> Article | None:
+        row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles WHERE url = ?", (url,)).fetchone()
+        return Article(*row) if row else None
+
+    def is_captured(self, url: str) -> bool:
+        row = self.db.execute("SELECT error FROM articles WHERE url = ?", (url,)).fetchone()
+        return row is not None and not row[0]
+
+    def articles(self) -> Iterator[Article]:
+        """Every row, ordered by seed time then URL (streamed, not loaded whole)."""
+        cursor = self.db.execute(
+            f"SELECT {', '.join(FIELDS)} FROM articles ORDER BY seed_timestamp IS NULL, seed_timestamp, url"
+        )
+        for row in cursor:
+            yield Article(*row)
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
+
+    def clear(self) -> None:
+        self.db.execute("DELETE FROM articles")
+        self.db.execute("DELETE FROM warc_files")
+
+    def indexed_files(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT name, size FROM warc_files").fetchall())
+
+    def mark_indexed(self, files: Iterable[tuple[str, int]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO warc_files (name, size) VALUES (?, ?)", list(files))
