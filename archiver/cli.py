@@ -113,13 +113,13 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
 
     SOURCES are seed documents, URL-list files (one URL a line, '#' comments), directories of
     either (searched recursively), http(s) URLs, or '-' for a URL list on stdin.
-    Default: seeds/ in the root. Seeds already captured are skipped; failed ones are retried.
+    Default: seeds/ in the archive root. Seeds already captured are skipped; failed ones are retried.
 
     Exit status: 0 all captured, 1 some failed (listed), 2 usage or configuration error.
     """
     cfg = _config(ctx, workers=workers, timeout=timeout, max_size=max_size, allow_private=allow_private)
     started = time.monotonic()
-    report = capture_lib(cfg, sources or ["seeds"], collection, stdin=sys.stdin, on_event=_progress(quiet))
+    report = capture_lib(cfg, sources or [str(cfg.root / "seeds")], collection, stdin=sys.stdin, on_event=_progress(quiet))
     _summary(report)
     click.echo(f"took {time.monotonic() - started:.1f} s", err=True)
     if report.interrupted:

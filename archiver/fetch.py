@@ -197,8 +197,6 @@ class Fetcher:
     def _read(self, url: str, started: datetime, response: requests.Response, deadline: Deadline) -> Exchange:
         raw = response.raw
         original = raw._original_response  # http.client's response: headers in received order
-        connection = raw._connection
-        peer = getattr(connection, "peer_address", "") if connection is not None else ""
         body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
         digest = hashlib.sha1()
         length = 0
@@ -237,7 +235,7 @@ class Fetcher:
             body=body,
             body_length=length,
             payload_digest=sha1_label(digest),
-            peer_address=peer,
+            peer_address=deadline.peer_address,
             truncated=truncated,
         )
 

@@ -88,6 +88,7 @@ class Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.expired = False
+        self.peer_address = ""  # the address the request went to, set by the connection
         self._lock = threading.Lock()
         self._targets: list[Callable[[], None]] = []
         self._timer = threading.Timer(seconds, self._fire)
@@ -143,11 +144,15 @@ class _Guarded:
         sock, self.peer_address = self.policy.connect(
             conn._dns_host, conn.port, conn.timeout, conn.socket_options
         )
+        deadline = Deadline.current()
+        if deadline is not None:  # http.client connects lazily, inside request()
+            deadline.peer_address = self.peer_address
         return sock
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         deadline = Deadline.current()
         if deadline is not None:
+            deadline.peer_address = self.peer_address
             deadline.watch(lambda: _shutdown(getattr(self, "sock", None)))
         return super().request(*args, **kwargs)  # type: ignore[misc]
 

@@ -130,7 +130,7 @@ def parse_seed_document(data: bytes, source: str) -> Seed:
     if not url:
         raise SeedError(source, "invalid_seed", "no [title](url) line with the article URL")
     url = check_url(url, source)
-    html = "\n".join(lines[body_start:]) if body_start is not None else ""
+    html = "\n".join(lines[body_start:]).strip() if body_start is not None else ""
     lead_image, published = _from_feed_html(html, url)
     return Seed(
         url=url,
@@ -250,7 +250,10 @@ def _first_entry(text: str) -> str:
 
 
 def iter_seeds(sources: Iterable[str], root: Path, stdin: IO[str] | None = None) -> Iterator[Seed | BadSeed]:
-    """Every seed named by `sources` (files, directories, URLs, '-' for stdin), in order."""
+    """Every seed named by `sources` (files, directories, URLs, '-' for stdin), in order.
+
+    `root` only shortens the names of seed files inside it, for reports and exports.
+    """
     for source in sources:
         if source == "-":
             if stdin is None:
@@ -264,9 +267,7 @@ def iter_seeds(sources: Iterable[str], root: Path, stdin: IO[str] | None = None)
             except SeedError as exc:
                 yield BadSeed(source, exc.reason, exc.detail)
             continue
-        path = Path(source)
-        if not path.is_absolute():
-            path = root / path if (root / path).exists() and not path.exists() else path
+        path = Path(source)  # relative to the working directory, as the shell meant it
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if any(part.startswith(".") for part in child.relative_to(path).parts):

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver.config import Config
+
+from .newsite import NewsSite
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any test that tries to connect outside 127.0.0.0/8 (or ::1), and resolve no names."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        if isinstance(address, tuple) and self.family in (socket.AF_INET, socket.AF_INET6):
+            host = str(address[0])
+            if not (host.startswith("127.") or host in ("::1", "localhost")):
+                raise AssertionError(f"test tried to connect outside loopback: {address}")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def local_names_only(host: object, *args: object, **kwargs: object) -> object:
+        # a DNS query for a real name would leave the machine: answer it here, as "unknown"
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name not in ("localhost", "::1") and not name.startswith("127."):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve no names outside loopback: {name}")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_names_only)
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[NewsSite]:
+    server = NewsSite()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "root"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def cfg(root: Path) -> Config:
+    return Config(root=root, allow_private=True, timeout=5, connect_timeout=2, read_timeout=2, workers=4)
+
+
+@pytest.fixture
+def clock() -> Callable[[], datetime]:
+    """A clock that ticks one second per call, from 2024-01-02T03:04:05Z."""
+    ticks = itertools.count()
+    start = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    return lambda: start + timedelta(seconds=next(ticks))
+
+
+@pytest.fixture
+def new_id() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: f"<urn:uuid:00000000-0000-4000-8000-{next(counter):012d}>"

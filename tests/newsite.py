@@ -1,0 +1,132 @@
+"""A small news site for tests, on 127.0.0.1 (port 0), with pages that exercise capture:
+plain, gzip, chunked, GBK, redirects, 404, og:image only, relative images, missing images."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+JPEG = (Path(__file__).parent.parent / "archiver/demo/site/images/library.jpg").read_bytes()
+JPEG2 = (Path(__file__).parent.parent / "archiver/demo/site/images/train.jpg").read_bytes()
+SAME_BODY = "<!DOCTYPE html><html><head><meta charset=utf-8><title>同一正文</title></head><body><p>" + "正文" * 2000 + "</p></body></html>"
+
+
+def article(title: str, body: str, image: str = "", meta: str = "", charset: str = "utf-8") -> str:
+    img = f'<img src="{image}" alt="lead">' if image else ""
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="{charset}"><title>{title}</title>{meta}'
+        '<meta property="article:published_time" content="2023-10-06T02:11:00+02:00"></head>'
+        f'<body><nav><a href="/">Home</a></nav><article><h1>{title}</h1>{img}<p>{body}</p></article></body></html>'
+    )
+
+
+PAGES: dict[str, tuple[int, dict[str, str], bytes]] = {
+    "/plain.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                    article("普通文章", "这是一篇普通的文章。", "/img/lead.jpg").encode()),
+    "/gzip.html": (200, {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"},
+                   gzip.compress(article("压缩文章", "这篇文章用 gzip 传输。", "/img/lead.jpg").encode(), mtime=0)),
+    "/gbk.html": (200, {"Content-Type": "text/html; charset=gb2312"},
+                  article("朱镕基访问海港", "镕字只在 GBK 中。", "/img/lead.jpg", charset="gb2312").encode("gbk")),
+    "/og-only.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                      article("只有社交图片", "正文没有图片。", "",
+                              '<meta property="og:image" content="/img/og.jpg">').encode()),
+    "/section/relative.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                               article("相对图片", "图片地址是相对的。", "../img/lead.jpg").encode()),
+    "/missing-image.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                            article("图片不见了", "图片返回 404。", "/img/nope.jpg").encode()),
+    "/same-plain.html": (200, {"Content-Type": "text/html; charset=utf-8"}, SAME_BODY.encode()),
+    "/redirected.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                         article("跳转后的文章", "经过两次跳转。", "/img/lead.jpg").encode()),
+    "/img/lead.jpg": (200, {"Content-Type": "image/jpeg"}, JPEG),
+    "/img/og.jpg": (200, {"Content-Type": "image/jpeg"}, JPEG2),
+    "/formula.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                      article("=HYPERLINK(\"http://x\")", "公式。").encode()),
+}
+REDIRECTS = {"/redirect": "/redirect2", "/redirect2": "/redirected.html", "/loop": "/loop"}
+CHUNKED = {"/chunked.html": article("分块文章", "这篇文章分块传输。", "/img/lead.jpg").encode(),
+           "/same-chunked.html": SAME_BODY.encode()}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "TestNews/1.0"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        self.server.hits.append(path)  # type: ignore[attr-defined]
+        if path in REDIRECTS:
+            self.send_response(301 if path == "/redirect" else 302)
+            self.send_header("Location", REDIRECTS[path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path in CHUNKED:
+            body = CHUNKED[path]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(body), 1000):
+                piece = body[i:i + 1000]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        elif path == "/drip.html":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(40):  # bounded: 40 bytes over 4 s at most
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.1)
+            self.close_connection = True
+        elif path in PAGES:
+            status, headers, body = PAGES[path]
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            body = b"<html><body><h1>Not found</h1></body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+
+class NewsSite:
+    def __init__(self) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.hits = []  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
+    def hits(self) -> list[str]:
+        return self.httpd.hits  # type: ignore[attr-defined,no-any-return]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def seed_document(url: str, title: str, epoch_ms: int, image: str = "", body: str = "<p>正文</p>") -> str:
+    img = f'<img src="{image}">' if image else ""
+    return f"<!--{epoch_ms}-->\n[{title}]({url})\n------\n\n<div>06/10/2023 - 02:11</div>{img}{body}\n"
