@@ -119,7 +119,8 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     """
     cfg = _config(ctx, workers=workers, timeout=timeout, max_size=max_size, allow_private=allow_private)
     started = time.monotonic()
-    report = capture_lib(cfg, sources or [str(cfg.root / "seeds")], collection, stdin=sys.stdin, on_event=_progress(quiet))
+    sources = sources or (str(cfg.root / "seeds"),)
+    report = capture_lib(cfg, sources, collection, stdin=sys.stdin, on_event=_progress(quiet))
     _summary(report)
     click.echo(f"took {time.monotonic() - started:.1f} s", err=True)
     if report.interrupted:
@@ -136,7 +137,8 @@ def index(ctx: click.Context, collection: str | None) -> None:
     report = build_index(cfg, collection)
     for line in report.mended:
         click.echo(f"mended {line}", err=True)
-    click.echo(f"indexed {report.files} WARC files, {report.records} records, {report.articles} articles")
+    click.echo(f"indexed {report.files} WARC files, {report.records} records, "
+               f"{report.articles} articles")
 
 
 def _serve(cfg: Config, host: str, port: int, collection: str | None) -> None:

@@ -106,7 +106,7 @@ def load(root: Path, **overrides: Any) -> Config:
 
 
 def _coerce(path: Path, key: str, value: Any, type_name: str) -> Any:
-    wanted = {"int": int, "float": (int, float), "bool": bool, "str": str}[type_name]
+    wanted: Any = {"int": int, "float": (int, float), "bool": bool, "str": str}[type_name]
     if (isinstance(value, bool) and type_name != "bool") or not isinstance(value, wanted):
         raise ConfigError(f"{path}: archiver.{key} must be a {type_name}, not {value!r}")
     return float(value) if type_name == "float" else value

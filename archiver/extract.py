@@ -70,8 +70,8 @@ def sniff_charset(html: bytes, content_type: str) -> str:
     m = _HEADER_CHARSET.search(content_type or "")
     if m and (name := _normal(m.group(1))):
         return name
-    m = _META_CHARSET.search(html[:4096])
-    if m and (name := _normal(m.group(1).decode("ascii", "ignore"))):
+    meta = _META_CHARSET.search(html[:4096])
+    if meta and (name := _normal(meta.group(1).decode("ascii", "ignore"))):
         return name
     try:
         html[:65536].decode("utf-8")
@@ -118,7 +118,7 @@ def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
     title = title or meta("og:title", "twitter:title")
     published = meta("article:published_time", "og:published_time", "datePublished", "pubdate")
     if not published:
-        stamp = soup.find(attrs={"itemprop": "datePublished"})
+        stamp = soup.find(True, attrs={"itemprop": "datePublished"})
         if stamp is not None:
             published = str(stamp.get("content") or stamp.get("datetime") or "").strip()
     if not published:

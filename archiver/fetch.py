@@ -197,7 +197,9 @@ class Fetcher:
     def _read(self, url: str, started: datetime, response: requests.Response, deadline: Deadline) -> Exchange:
         raw = response.raw
         original = raw._original_response  # http.client's response: headers in received order
-        body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        if original is None:
+            raise FetchError("connection_error", "no HTTP response")
+        body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by Exchange
         digest = hashlib.sha1()
         length = 0
         truncated = ""

@@ -7,6 +7,7 @@ so redirects, DNS answers and odd IP spellings (2130706433, 0x7f.1) are all cove
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -127,10 +128,8 @@ class Deadline:
 def _shutdown(sock: socket.socket | None) -> None:
     if sock is None:
         return
-    try:
+    with contextlib.suppress(OSError):  # already closed: nothing to wake
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class _Guarded:

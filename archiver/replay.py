@@ -83,7 +83,7 @@ def replay_urls(cfg: Config, base_url: str, collection_name: str | None = None) 
     if not collection.db_path.exists():
         return []
     with Store(collection.db_path) as store:
-        return [(base_url + a.replay_path, a.error and f"feed copy; live page: {a.error}" or a.title or a.url)
+        return [(base_url + a.replay_path, (a.error and f"feed copy; live page: {a.error}") or a.title or a.url)
                 for a in store.articles() if a.replay_path]
 
 

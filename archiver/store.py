@@ -46,9 +46,13 @@ class Article:
 
 FIELDS = tuple(f.name for f in fields(Article))
 
+_INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length"}
+_COLUMNS = ",\n    ".join(
+    f"{name} {'INTEGER' if name in _INTEGERS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}" for name in FIELDS
+)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS articles (
-    {", ".join(f"{name} {'INTEGER' if name in ('seed_timestamp', 'status', 'warc_offset', 'warc_length') else 'TEXT'}" + (" PRIMARY KEY" if name == "url" else "") for name in FIELDS)}
+    {_COLUMNS}
 );
 CREATE TABLE IF NOT EXISTS warc_files (
     name TEXT PRIMARY KEY,
@@ -68,7 +72,9 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"cannot open the metadata index {path}: {exc} (run 'archiver index' to rebuild it)") from exc
+            raise ConfigError(
+                f"cannot open the metadata index {path}: {exc} (move it aside and run 'archiver index' to rebuild it)"
+            ) from exc
 
     def close(self) -> None:
         self.db.close()

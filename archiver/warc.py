@@ -136,12 +136,12 @@ def response_spec(exchange: Any, record_id: str, date: str) -> RecordSpec:
 def request_spec(exchange: Any, record_id: str, date: str, response_id: str) -> RecordSpec:
     head = exchange.request_head
     first, _, rest = head.decode("latin-1").partition("\r\n")
-    pairs = [tuple(line.split(": ", 1)) for line in rest.strip().split("\r\n") if ": " in line]
+    pairs = [(name, value) for name, _, value in (line.partition(": ") for line in rest.strip().split("\r\n"))]
     headers = {"WARC-Record-ID": record_id, "WARC-Date": date, "WARC-Concurrent-To": response_id}
     if exchange.peer_address:
         headers["WARC-IP-Address"] = exchange.peer_address
-    method, _, target = first.partition(" ")
-    http = _ExactHeaders(head, target, pairs, "")  # type: ignore[arg-type]
+    target = first.partition(" ")[2]
+    http = _ExactHeaders(head, target, pairs, "")
     return RecordSpec(
         "request",
         exchange.url,

@@ -11,7 +11,11 @@ from pathlib import Path
 
 JPEG = (Path(__file__).parent.parent / "archiver/demo/site/images/library.jpg").read_bytes()
 JPEG2 = (Path(__file__).parent.parent / "archiver/demo/site/images/train.jpg").read_bytes()
-SAME_BODY = "<!DOCTYPE html><html><head><meta charset=utf-8><title>同一正文</title></head><body><p>" + "正文" * 2000 + "</p></body></html>"
+SAME_BODY = (
+    "<!DOCTYPE html><html><head><meta charset=utf-8><title>同一正文</title></head><body><p>"
+    + "正文" * 2000
+    + "</p></body></html>"
+)
 
 
 def article(title: str, body: str, image: str = "", meta: str = "", charset: str = "utf-8") -> str:
@@ -57,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         self.server.hits.append(path)  # type: ignore[attr-defined]
         if path in REDIRECTS:

@@ -1,0 +1,53 @@
+# archiver: the two commands are `make run` (capture the bundled seeds, index, replay) and
+# `make test` (set everything up and pass the whole suite; .ci/run calls exactly this).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run demo test lint setup setup-test browser clean
+
+run: setup  ## capture seeds/, index, and replay at http://127.0.0.1:$(PORT)/
+	$(BIN)/archiver init
+	@# exit status 1 only means some seeds failed: they are listed above, and still replayable
+	@# as feed copies when their seed document carried the article
+	$(BIN)/archiver capture seeds/ -c news; status=$$?; [ $$status -le 1 ]
+	$(BIN)/archiver export -c news -o collections/news/export.csv
+	$(BIN)/archiver replay -c news --port $(PORT)
+
+demo: setup  ## capture the bundled news site over loopback, then replay it
+	$(BIN)/archiver demo --port $(PORT)
+
+test: setup-test browser lint  ## everything the suite needs, then the suite
+	$(BIN)/pytest
+
+lint: setup-test
+	$(BIN)/ruff check archiver tests
+	$(BIN)/mypy archiver
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+setup-test: $(VENV)/.installed-test
+
+browser:  ## Debian's Chromium (and CJK fonts) for the replay tests
+	@command -v chromium >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
