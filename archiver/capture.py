@@ -144,7 +144,7 @@ def capture(
     policy: AddressPolicy | None = None,
 ) -> CaptureReport:
     """Capture every seed named by `sources` into the collection; never raises for one bad seed."""
-    collection = Collection.at(cfg.root, collection_name or cfg.collection)
+    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     init_mod.init(cfg, collection.name)
     with locked(collection):
         index_mod.refresh(collection, rebuild=False)  # mends and indexes leftovers of a killed run

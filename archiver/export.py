@@ -25,7 +25,7 @@ def safe_cell(value: object) -> object:
 
 
 def _articles(cfg: Config, collection_name: str | None) -> Iterator[Article]:
-    collection = Collection.at(cfg.root, collection_name or cfg.collection)
+    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     if not collection.db_path.exists():
         raise UsageError(f"collection {collection.name!r} has no metadata index under {cfg.root} "
                          "(capture something, or run 'archiver index')")

@@ -204,14 +204,14 @@ def merge_cdxj(target: Path, new_lines: Iterable[str], replace: bool = False) ->
 
 def update_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
     """Bring the indexes up to date with the WARC files (only new files are read)."""
-    collection = Collection.at(cfg.root, collection_name or cfg.collection)
+    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     with locked(collection):
         return refresh(collection, rebuild=False)
 
 
 def build_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
     """Rebuild both indexes from the WARC files alone."""
-    collection = Collection.at(cfg.root, collection_name or cfg.collection)
+    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     if not collection.exists():
         from .errors import UsageError
 

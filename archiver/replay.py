@@ -79,7 +79,7 @@ def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup
 
 def replay_urls(cfg: Config, base_url: str, collection_name: str | None = None) -> list[tuple[str, str]]:
     """(replay URL, label) of every archived article of the collection."""
-    collection = Collection.at(cfg.root, collection_name or cfg.collection)
+    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     if not collection.db_path.exists():
         return []
     with Store(collection.db_path) as store:

@@ -72,9 +72,10 @@ def check_url(url: str, source: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise SeedError(source, "invalid_seed", f"malformed URL {url!r}: {exc}") from exc
+    if not parts.scheme:
+        raise SeedError(source, "invalid_seed", f"not an absolute URL: {url!r}")
     if parts.scheme.lower() not in ("http", "https"):
-        scheme = parts.scheme or "none"
-        raise SeedError(source, "unsupported_scheme", f"only http and https are fetched, not {scheme}: {url!r}")
+        raise SeedError(source, "unsupported_scheme", f"only http and https are fetched, not {parts.scheme}: {url!r}")
     if not parts.hostname:
         raise SeedError(source, "invalid_seed", f"URL has no host: {url!r}")
     if any(c.isspace() or ord(c) < 0x20 for c in url):

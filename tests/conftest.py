@@ -33,11 +33,23 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     def local_names_only(host: object, *args: object, **kwargs: object) -> object:
         # a DNS query for a real name would leave the machine: answer it here, as "unknown"
         name = host.decode() if isinstance(host, bytes) else str(host)
-        if name not in ("localhost", "::1") and not name.startswith("127."):
+        if name not in ("localhost", "::1") and not name.startswith("127.") and not _numeric(name):
             raise socket.gaierror(socket.EAI_NONAME, f"tests resolve no names outside loopback: {name}")
         return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket, "getaddrinfo", local_names_only)
+
+
+def _numeric(name: str) -> bool:
+    """IP literals in any spelling (2130706433, 0x7f.1) resolve without a DNS query."""
+    try:
+        socket.inet_aton(name)
+    except OSError:
+        try:
+            socket.inet_pton(socket.AF_INET6, name)
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="session")

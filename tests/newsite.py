@@ -62,9 +62,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         self.server.hits.append(path)  # type: ignore[attr-defined]
-        if path in REDIRECTS:
+        if path == "/redirect-to":  # /redirect-to?<absolute URL>
+            self.send_response(302)
+            self.send_header("Location", query)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path in REDIRECTS:
             self.send_response(301 if path == "/redirect" else 302)
             self.send_header("Location", REDIRECTS[path])
             self.send_header("Content-Length", "0")

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from archiver.cli import cli
+
+from .newsite import NewsSite, seed_document
+
+README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+COMMANDS = sorted(cli.commands)
+
+
+def run(root: Path, *args: str, input: str | None = None):
+    return CliRunner().invoke(cli, ["--root", str(root), *args], input=input)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself_and_is_documented(command: str, tmp_path: Path) -> None:
+    result = run(tmp_path, command, "--help")
+    assert result.exit_code == 0
+    assert len(cli.commands[command].get_short_help_str()) > 20
+    assert f"archiver {command}" in README
+
+
+def test_top_level_help_lists_every_command(tmp_path: Path) -> None:
+    result = run(tmp_path, "--help")
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert re.search(rf"^\s+{command}\s", result.output, re.M)
+
+
+def test_init_is_safe_to_run_twice(tmp_path: Path) -> None:
+    first = run(tmp_path, "init")
+    assert first.exit_code == 0 and "created config.yaml" in first.output
+    (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("workers: 8", "workers: 3"))
+    second = run(tmp_path, "init")
+    assert second.exit_code == 0 and "created" not in second.output
+    assert "workers: 3" in (tmp_path / "config.yaml").read_text()
+    for name in ("collections", "seeds"):
+        assert (tmp_path / name).is_dir()
+
+
+def test_config_yaml_documents_every_archiver_key(tmp_path: Path) -> None:
+    run(tmp_path, "init")
+    text = (tmp_path / "config.yaml").read_text()
+    section = text.split("archiver:\n", 1)[1].splitlines()
+    keys = [line.split(":")[0] for line in section if line.startswith("  ") and not line.strip().startswith("#")]
+    comments = [line for line in section if line.strip().startswith("#")]
+    assert len(keys) == len(comments) >= 10
+
+
+@pytest.mark.parametrize("name", ["../escape", "-dash", "a/b", "spaces here", "", "ünï"])
+def test_bad_collection_names_are_refused(name: str, tmp_path: Path) -> None:
+    result = run(tmp_path, "capture", "-c", name, "https://example.org/")
+    assert result.exit_code == 2
+    assert "invalid collection name" in result.output
+    assert not (tmp_path / "escape").exists()
+
+
+def test_config_errors_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("archiver:\n  workers: many\n")
+    result = run(tmp_path, "capture", "https://example.org/")
+    assert result.exit_code == 2 and "archiver.workers must be a int" in result.output
+    (tmp_path / "config.yaml").write_text("archiver:\n  wrokers: 2\n")
+    result = run(tmp_path, "capture", "https://example.org/")
+    assert result.exit_code == 2 and "unknown key archiver.wrokers" in result.output
+
+
+def test_exit_status_is_0_when_all_captured(tmp_path: Path, site: NewsSite) -> None:
+    result = run(tmp_path, "capture", "--allow-private", site.url + "/plain.html")
+    assert result.exit_code == 0, result.output
+    assert "1 captured, 0 failed" in result.output
+
+
+def test_failures_exit_1_and_are_listed_by_reason(tmp_path: Path, site: NewsSite) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "ok.txt").write_text(seed_document(site.url + "/plain.html", "t", 1696553101000))
+    (seeds / "broken.txt").write_text("[no url here]\n------\n")
+    stdin = f"{site.url}/missing-page.html\nnot a url\n"
+    result = run(tmp_path, "capture", "--allow-private", "-", str(seeds), input=stdin)
+    assert result.exit_code == 1, result.output
+    assert "1 captured, 3 failed" in result.output
+    assert "http_404: 1" in result.output and "invalid_seed: 2" in result.output
+    assert "<stdin>:2" in result.output and "broken.txt" in result.output
+
+
+def test_capture_default_is_the_roots_seeds_folder(tmp_path: Path, site: NewsSite) -> None:
+    run(tmp_path, "init")
+    (tmp_path / "seeds" / "a.txt").write_text(seed_document(site.url + "/plain.html", "t", 1696553101000))
+    result = run(tmp_path, "capture", "--allow-private", "-c", "mine")
+    assert result.exit_code == 0, result.output
+    assert list((tmp_path / "collections" / "mine" / "archive").glob("*.warc.gz"))
+
+
+def test_export_of_a_missing_collection_is_a_usage_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "export", "-c", "nothing")
+    assert result.exit_code == 2 and "no metadata index" in result.output
+
+
+def test_index_of_a_missing_collection_is_a_usage_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "index", "-c", "nothing")
+    assert result.exit_code == 2 and "no collection 'nothing'" in result.output
+
+
+def test_demo_captures_the_bundled_site(tmp_path: Path) -> None:
+    result = run(tmp_path, "demo", "--no-replay", "--site-port", "0")
+    assert result.exit_code == 0, result.output
+    assert "5 captured, 0 failed" in result.output
+    exported = run(tmp_path, "export", "-c", "demo", "--format", "jsonl").output
+    assert "第十届海港灯光节开幕，百艘渔船披彩巡游 - Demo News / 演示新闻" in exported  # the GBK page
+    assert exported.count('"lead_image_status": "200"') == 5

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from archiver.capture import capture
+from archiver.config import Config
+from archiver.index import build_index, index_file, update_index
+from archiver.layout import Collection
+from archiver.store import Store
+from archiver.warc import OPEN_SUFFIX, iter_members, mend
+
+from .conftest import SHARED
+from .newsite import NewsSite, seed_document
+from .warcs import check_with_third_party_tools
+
+PYWB = SHARED / "real-warcs" / "pywb"
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.fixture
+def collection(cfg: Config, site: NewsSite) -> Collection:
+    seeds = cfg.root / "seeds"
+    seeds.mkdir()
+    for n, page in enumerate(["/plain.html", "/gbk.html", "/redirect", "/gone.html"]):
+        (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n))
+    capture(cfg, [str(seeds)], "news")
+    return Collection.at(cfg.root, "news")
+
+
+def test_cdxj_is_sorted_and_points_at_real_records(collection: Collection) -> None:
+    cdxj = lines(collection.cdxj_path)
+    assert cdxj == sorted(cdxj) and len(cdxj) == len(set(cdxj))
+    for line in cdxj:
+        _key, stamp, data = line.split(" ", 2)
+        fields = json.loads(data)
+        assert len(stamp) == 14
+        with (collection.archive_dir / fields["filename"]).open("rb") as fh:
+            fh.seek(int(fields["offset"]))
+            member = fh.read(int(fields["length"]))
+        record = gzip.decompress(member)
+        assert f"WARC-Target-URI: {fields['url']}\r\n".encode() in record
+
+
+def test_rebuild_from_warcs_alone_gives_the_same_indexes(cfg: Config, collection: Collection) -> None:
+    cdxj = collection.cdxj_path.read_text()
+    with Store(collection.db_path) as store:
+        before = list(store.articles())
+    collection.cdxj_path.unlink()
+    collection.db_path.unlink()
+    report = build_index(cfg, "news")
+    assert report.files == len(collection.warc_files())
+    assert collection.cdxj_path.read_text() == cdxj
+    with Store(collection.db_path) as store:
+        assert list(store.articles()) == before
+
+
+def test_update_reads_only_new_files(cfg: Config, collection: Collection, site: NewsSite) -> None:
+    assert update_index(cfg, "news").files == 0
+    capture(cfg, [site.url + "/gzip.html"], "news")  # capture brings the index up to date itself
+    assert update_index(cfg, "news").files == 0
+    with Store(collection.db_path) as store:
+        assert store.get(site.url + "/gzip.html") is not None
+    assert any("/gzip.html" in line for line in lines(collection.cdxj_path))
+
+
+def test_a_changed_file_triggers_a_rebuild(cfg: Config, collection: Collection) -> None:
+    victim = collection.warc_files()[0]
+    victim.unlink()
+    report = update_index(cfg, "news")
+    assert report.rebuilt
+    assert not any(victim.name in line for line in lines(collection.cdxj_path))
+
+
+def test_a_cut_open_file_is_mended_to_its_last_complete_record(cfg: Config, collection: Collection) -> None:
+    source = collection.warc_files()[0]
+    members = list(iter_members(source))
+    cut_at = members[2].offset + members[2].length // 2  # in the middle of the third record
+    leftover = source.with_name("leftover-00001.warc.gz" + OPEN_SUFFIX)
+    leftover.write_bytes(source.read_bytes()[:cut_at])
+    final, cut = mend(leftover)
+    assert final.name == "leftover-00001.warc.gz" and not leftover.exists()
+    assert final.stat().st_size == members[2].offset
+    assert cut == cut_at - members[2].offset
+    check_with_third_party_tools(collection.archive_dir)
+
+
+def test_capture_mends_leftovers_before_it_starts(cfg: Config, collection: Collection, site: NewsSite) -> None:
+    source = collection.warc_files()[0]
+    leftover = collection.archive_dir / ("killed-run.warc.gz" + OPEN_SUFFIX)
+    leftover.write_bytes(source.read_bytes()[:-7])
+    capture(cfg, [site.url + "/plain.html"], "news")
+    assert not list(collection.archive_dir.glob("*" + OPEN_SUFFIX))
+    check_with_third_party_tools(collection.archive_dir)
+
+
+# post-test.warc.gz is left out: pywb folds POST bodies into the key (?__wb_method=post&...),
+# which archiver's indexer does not do yet (it captures GETs only).
+@pytest.mark.parametrize("name", ["example.warc.gz", "iana.warc.gz", "dupes.warc.gz"])
+def test_other_tools_warcs_index_to_pywbs_keys_timestamps_and_offsets(name: str, tmp_path: Path) -> None:
+    shutil.copy(PYWB / "warcs" / name, tmp_path / name)
+    ours = index_file(tmp_path / name, "x").cdxj
+    theirs = lines(PYWB / "cdxj" / name.replace(".warc.gz", ".cdxj"))
+
+    def essentials(line: str) -> tuple[str, str, str, str]:
+        key, stamp, data = line.split(" ", 2)
+        fields = json.loads(data)
+        return key, stamp, fields["offset"], fields["length"]
+
+    assert sorted(essentials(line) for line in ours) == sorted(essentials(line) for line in theirs)
