@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import Config
 from .errors import ReplayError, UsageError
 from .layout import Collection
-from .store import Store
+from .store import Article, Store
 
 _WAYBACK = "import sys; from pywb.apps.cli import wayback; sys.exit(wayback())"
 

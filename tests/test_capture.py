@@ -212,3 +212,17 @@ def test_size_cap_truncates_and_marks(cfg: Config, site: NewsSite) -> None:
     assert response["headers"]["WARC-Truncated"] == "length"
     assert response["payload"] == JPEG[:1000]
     check_with_third_party_tools(Collection.at(cfg.root, "news").archive_dir)
+
+
+def test_warc_files_roll_over_at_the_configured_size(cfg: Config, site: NewsSite) -> None:
+    small = Config(root=cfg.root, allow_private=True, workers=2, warc_max_size=40_000)
+    urls = [site.url + p for p in ("/plain.html", "/gzip.html", "/gbk.html", "/og-only.html", "/chunked.html")]
+    report = capture(small, urls, "news")
+    assert report.captured == 5
+    archive = Collection.at(cfg.root, "news").archive_dir
+    names = sorted(p.name for p in archive.glob("*.warc.gz"))
+    assert len(names) >= 3 and len(set(names)) == len(names)
+    assert {n.split("-")[3] for n in names} <= {"00", "01"}  # worker part of the name
+    check_with_third_party_tools(archive)
+    with Store(Collection.at(cfg.root, "news").db_path) as store:
+        assert {a.warc_file for a in store.articles()} <= set(names)
