@@ -22,6 +22,7 @@ class SeedRecord:
     lead_image: str
     lead_image_status: str
     record: Written
+    attempts: int | None = None
 
 
 def timestamp14_of(warc_date: str) -> str:
@@ -72,6 +73,7 @@ def build_article(
         replay_path=replay,
         source=seed.source,
         error=attempt.error,
+        attempts=attempt.attempts,
     )
 
 

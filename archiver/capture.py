@@ -28,6 +28,7 @@ from .netguard import AddressPolicy
 from .seeds import BadSeed, Seed, iter_seeds
 from .store import Article, Store
 from .warc import (
+    ATTEMPTS,
     ERROR,
     LEAD_IMAGE,
     LEAD_IMAGE_STATUS,
@@ -287,6 +288,7 @@ def _capture_seed(env: _Env, outputs: _Outputs, seed: Seed) -> Article:
         ERROR: error,
         LEAD_IMAGE: lead,
         LEAD_IMAGE_STATUS: lead_status,
+        ATTEMPTS: str(page_chain.attempts) if page_chain.attempts else "",
         "WARC-Concurrent-To": responses[-1].record_id if responses else "",
         "WARC-Refers-To": feed_copy.record_id if feed_copy else "",
     }
@@ -296,6 +298,6 @@ def _capture_seed(env: _Env, outputs: _Outputs, seed: Seed) -> Article:
         block, content_type = (seed.url + "\r\n").encode("utf-8"), URL_SEED_TYPE
     record = out.write(metadata_spec(seed.url, new_id(), now, block, content_type, fields))
     out.sync()  # durable before the row says so
-    attempt = SeedRecord(seed, now, error, lead, lead_status, record)
+    attempt = SeedRecord(seed, now, error, lead, lead_status, record, page_chain.attempts or None)
     response = responses[-1] if responses else None
     return build_article(env.collection.name, attempt, response, page, feed_copy)

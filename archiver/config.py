@@ -30,6 +30,12 @@ class Config:
     warc_prefix: str = "archiver"
     user_agent: str = "archiver/0.1 (news preservation; WARC capture)"
     lead_images: bool = True
+    retries: int = 3
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+    host_concurrency: int = 2
+    host_delay: float = 1.0
 
     def replace(self, **changes: Any) -> Config:
         """A copy with `changes` applied; None values mean "not given" and are ignored."""
@@ -54,6 +60,12 @@ KEY_HELP: dict[str, str] = {
     "warc_prefix": "first part of every WARC file name",
     "user_agent": "User-Agent header sent with every request",
     "lead_images": "also capture each article's lead image",
+    "retries": "extra tries after 429/5xx answers, cut bodies and connection errors",
+    "backoff_base": "seconds before the first retry; doubled each time, with jitter",
+    "backoff_max": "longest wait between two tries, in seconds",
+    "retry_after_max": "longest Retry-After wait honoured, in seconds",
+    "host_concurrency": "requests in flight at once to one host",
+    "host_delay": "seconds between the starts of two requests to one host",
 }
 
 CONFIG_KEYS = tuple(KEY_HELP)
@@ -66,6 +78,11 @@ def _validated(cfg: Config) -> Config:
         (cfg.connect_timeout > 0, "connect_timeout must be positive"),
         (cfg.read_timeout > 0, "read_timeout must be positive"),
         (cfg.max_redirects >= 0, "max_redirects must not be negative"),
+        (cfg.retries >= 0, "retries must not be negative"),
+        (cfg.backoff_base >= 0 and cfg.backoff_max >= 0, "backoff times must not be negative"),
+        (cfg.retry_after_max >= 0, "retry_after_max must not be negative"),
+        (cfg.host_concurrency >= 1, "host_concurrency must be at least 1"),
+        (cfg.host_delay >= 0, "host_delay must not be negative"),
         (cfg.max_size > 0, "max_size must be positive"),
         (cfg.warc_max_size > 0, "warc_max_size must be positive"),
         (bool(cfg.warc_prefix) and "/" not in cfg.warc_prefix, "warc_prefix must be a plain name"),

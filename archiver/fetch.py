@@ -10,9 +10,12 @@ Content-Length is added, so that replay serves the body correctly.
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
+import random
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,8 +29,11 @@ from requests.adapters import HTTPAdapter
 from .config import Config
 from .errors import FetchError
 from .netguard import AddressPolicy, Deadline
+from .politeness import HostGate
 
 REDIRECTS = (301, 302, 303, 307, 308)
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRY_ERRORS = ("connection_error", "timeout")
 SPOOL_IN_MEMORY = 2 * 1024 * 1024
 READ_SIZE = 64 * 1024
 
@@ -77,6 +83,7 @@ class Chain:
     exchanges: list[Exchange] = field(default_factory=list)
     error: str = ""
     detail: str = ""
+    attempts: int = 0  # requests made for the last URL of the chain (1 = no retry)
 
     @property
     def final(self) -> Exchange | None:
@@ -102,11 +109,16 @@ class _GuardedAdapter(HTTPAdapter):
 class Fetcher:
     """Fetches URLs for capture. Thread-safe: each thread gets its own HTTP session."""
 
-    def __init__(self, cfg: Config, clock: Callable[[], datetime], policy: AddressPolicy | None = None):
+    def __init__(self, cfg: Config, clock: Callable[[], datetime], policy: AddressPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.cfg = cfg
         self.clock = clock
         self.policy = policy or AddressPolicy(allow_private=cfg.allow_private)
+        self.sleep = sleep
+        self.gate = HostGate(cfg.host_concurrency, cfg.host_delay, sleep)
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -124,11 +136,14 @@ class Fetcher:
                 }
             )
             self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
         return session
 
     def close(self) -> None:
-        session = getattr(self._local, "session", None)
-        if session is not None:
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
             session.close()
 
     def follow(self, url: str, referer: str = "") -> Chain:
@@ -137,7 +152,7 @@ class Fetcher:
         current = urldefrag(url)[0]
         for hop in range(self.cfg.max_redirects + 1):
             try:
-                exchange = self.get(current, referer)
+                exchange = self._with_retries(current, referer, chain)
             except FetchError as exc:
                 chain.error, chain.detail = exc.reason, exc.detail
                 return chain
@@ -155,7 +170,42 @@ class Fetcher:
         chain.detail = f"more than {self.cfg.max_redirects} redirects"
         return chain
 
+    def _with_retries(self, url: str, referer: str, chain: Chain) -> Exchange:
+        """GET `url`, retrying transient failures with capped exponential backoff and jitter.
+
+        Responses that are retried (a 503, a cut body) stay in the chain: the archive keeps what
+        the server said. Retry-After (seconds or HTTP-date) is honoured up to retry_after_max.
+        """
+        retries = self.cfg.retries
+        for attempt in range(1, retries + 2):
+            chain.attempts = attempt
+            try:
+                exchange = self.get(url, referer)
+            except FetchError as exc:
+                if exc.reason not in RETRY_ERRORS or attempt > retries:
+                    raise
+                self.sleep(self._backoff(attempt))
+                continue
+            if attempt <= retries and (exchange.status in RETRY_STATUSES or exchange.truncated == "disconnect"):
+                chain.exchanges.append(exchange)
+                self.sleep(self._backoff(attempt, exchange.header("retry-after")))
+                continue
+            return exchange
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int, retry_after: str = "") -> float:
+        cfg = self.cfg
+        asked = retry_after_seconds(retry_after, self.clock())
+        if asked is not None:
+            return min(asked, cfg.retry_after_max)
+        return min(cfg.backoff_max, cfg.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
     def get(self, url: str, referer: str = "") -> Exchange:
+        """One GET, no redirects, within the host's politeness limits."""
+        with self.gate.slot(urlsplit(url).netloc.lower()):
+            return self._get(url, referer)
+
+    def _get(self, url: str, referer: str = "") -> Exchange:
         """One GET, no redirects. Raises FetchError when no usable response arrived."""
         cfg = self.cfg
         started = self.clock()
@@ -265,6 +315,22 @@ def _request_head(prepared: requests.PreparedRequest) -> bytes:
     lines = [f"{prepared.method} {prepared.path_url} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in prepared.headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+
+
+def retry_after_seconds(value: str, now: datetime) -> float | None:
+    """Retry-After as seconds from `now`: delta-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
 
 
 def _short(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ from .layout import Collection, locked
 from .seeds import Seed, parse_seed_document
 from .store import Article, Store
 from .warc import (
+    ATTEMPTS,
     ERROR,
     LEAD_IMAGE,
     LEAD_IMAGE_STATUS,
@@ -156,9 +157,13 @@ def _article(path: Path, collection: str, records: dict[str, Written], meta: Wri
     response = records.get(headers.get("WARC-Concurrent-To", ""))
     feed_copy = records.get(headers.get("WARC-Refers-To", ""))
     attempt = SeedRecord(seed, meta.date, headers.get(ERROR, ""), headers.get(LEAD_IMAGE, ""),
-                         headers.get(LEAD_IMAGE_STATUS, ""), meta)
+                         headers.get(LEAD_IMAGE_STATUS, ""), meta, _int(headers.get(ATTEMPTS, "")))
     page = _read_page(path, response) if response is not None and is_html(response.mime) else None
     return build_article(collection, attempt, response, page, feed_copy)
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() else None
 
 
 def _read_page(path: Path, response: Written) -> PageInfo | None:

@@ -83,8 +83,12 @@ def replay_urls(cfg: Config, base_url: str, collection_name: str | None = None) 
     if not collection.db_path.exists():
         return []
     with Store(collection.db_path) as store:
-        return [(base_url + a.replay_path, (a.error and f"feed copy; live page: {a.error}") or a.title or a.url)
-                for a in store.articles() if a.replay_path]
+        return [(base_url + a.replay_path, _label(a)) for a in store.articles() if a.replay_path]
+
+
+def _label(article: Article) -> str:
+    title = article.title or article.page_title or article.url
+    return f"{title} (feed copy; live page: {article.error})" if article.error else title
 
 
 def replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080) -> ReplayServer:

@@ -38,6 +38,7 @@ class Article:
     replay_path: str
     source: str
     error: str
+    attempts: int | None  # requests made for the page's final URL (retries included)
 
     @property
     def captured(self) -> bool:
@@ -46,7 +47,10 @@ class Article:
 
 FIELDS = tuple(f.name for f in fields(Article))
 
-_INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length"}
+_INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"}
+# Bumped whenever the tables change. The index is derived data: on a mismatch it is dropped and
+# rebuilt from the WARC files by the next capture or index run.
+SCHEMA_VERSION = 2
 _COLUMNS = ",\n    ".join(
     f"{name} {'INTEGER' if name in _INTEGERS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}" for name in FIELDS
 )
@@ -70,6 +74,9 @@ class Store:
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self.db.executescript("DROP TABLE IF EXISTS articles; DROP TABLE IF EXISTS warc_files;")
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(

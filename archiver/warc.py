@@ -32,6 +32,7 @@ SOURCE = "Archiver-Source"
 ERROR = "Archiver-Error"
 LEAD_IMAGE = "Archiver-Lead-Image"
 LEAD_IMAGE_STATUS = "Archiver-Lead-Image-Status"
+ATTEMPTS = "Archiver-Attempts"
 SEED_DOCUMENT_TYPE = "text/markdown; charset=utf-8"
 URL_SEED_TYPE = "text/uri-list; charset=utf-8"
 FEED_COPY_HOST = "feed-copy.invalid"  # RFC 2606: can never be a real host

@@ -68,7 +68,13 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cfg(root: Path) -> Config:
-    return Config(root=root, allow_private=True, timeout=5, connect_timeout=2, read_timeout=2, workers=4)
+    return Config(root=root, allow_private=True, timeout=5, connect_timeout=2, read_timeout=2, workers=4,
+                  **FAST)
+
+
+# No politeness delay and short backoffs, for loopback test sites.
+FAST = {"host_delay": 0.0, "host_concurrency": 8, "backoff_base": 0.01, "backoff_max": 0.05, "retry_after_max": 0.2}
+FAST_YAML = "archiver:\n" + "".join(f"  {k}: {v}\n" for k, v in FAST.items())
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@ plain, gzip, chunked, GBK, redirects, 404, og:image only, relative images, missi
 
 from __future__ import annotations
 
+import email.utils
 import gzip
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,7 +67,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
         self.server.hits.append(path)  # type: ignore[attr-defined]
-        if path == "/redirect-to":  # /redirect-to?<absolute URL>
+        tries = self.server.tries  # type: ignore[attr-defined]
+        tries[self.path] = tries.get(self.path, 0) + 1
+        if path in FAULTS:
+            FAULTS[path](self, tries[self.path])
+        elif path == "/redirect-to":  # /redirect-to?<absolute URL>
             self.send_response(302)
             self.send_header("Location", query)
             self.send_header("Content-Length", "0")
@@ -114,11 +121,101 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, **headers: str) -> None:
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+OK_BODY = article("终于成功", "重试之后成功了。").encode()
+
+
+def _flaky(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    """503 twice, then the page."""
+    if attempt <= 2:
+        _send(handler, 503, b"busy", Content_Type="text/plain")
+    else:
+        _send(handler, 200, OK_BODY, Content_Type="text/html; charset=utf-8")
+
+
+def _retry_after_seconds(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    if attempt == 1:
+        _send(handler, 429, b"slow down", Content_Type="text/plain", Retry_After="7")
+    else:
+        _send(handler, 200, OK_BODY, Content_Type="text/html; charset=utf-8")
+
+
+def _retry_after_date(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    if attempt == 1:
+        when = email.utils.formatdate(time.time() + 3600, usegmt=True)  # an hour: more than the cap
+        _send(handler, 503, b"maintenance", Content_Type="text/plain", Retry_After=when)
+    else:
+        _send(handler, 200, OK_BODY, Content_Type="text/html; charset=utf-8")
+
+
+def _always_503(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    _send(handler, 503, b"down", Content_Type="text/plain")
+
+
+def _cut(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    """Promises 1000 bytes, sends 100 and closes; the second try is whole."""
+    if attempt == 1:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", "1000")
+        handler.end_headers()
+        handler.wfile.write(b"<html>" + b"x" * 94)
+        handler.wfile.flush()
+        handler.close_connection = True
+    else:
+        _send(handler, 200, OK_BODY, Content_Type="text/html; charset=utf-8")
+
+
+def _always_cut(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/html")
+    handler.send_header("Content-Length", "1000")
+    handler.end_headers()
+    handler.wfile.write(b"<html>" + b"y" * 94)
+    handler.wfile.flush()
+    # reset rather than close: SO_LINGER 0 sends RST
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.close_connection = True
+
+
+def _slow_headers(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    """Drips the status line and headers, one byte every 0.1 s (bounded: 4 s at most)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"p" * 40
+    for byte in head:
+        try:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+        except OSError:
+            return
+        time.sleep(0.1)
+    handler.close_connection = True
+
+
+FAULTS = {
+    "/flaky.html": _flaky,
+    "/retry-after-seconds.html": _retry_after_seconds,
+    "/retry-after-date.html": _retry_after_date,
+    "/always-503.html": _always_503,
+    "/cut.html": _cut,
+    "/always-cut.html": _always_cut,
+    "/slow-headers.html": _slow_headers,
+}
+
+
 class NewsSite:
     def __init__(self) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.hits = []  # type: ignore[attr-defined]
+        self.httpd.tries = {}  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

@@ -188,14 +188,14 @@ def test_url_seeds_without_a_document_fail_with_a_reason(cfg: Config, site: News
 
 
 def test_private_addresses_are_refused_by_default(cfg: Config, site: NewsSite) -> None:
-    guarded = Config(root=cfg.root, timeout=5)
+    guarded = cfg.replace(allow_private=False)
     report = capture(guarded, [site.url + "/plain.html"], "news")
     assert [e.reason for e in report.failures] == ["blocked_address"]
     assert "/plain.html" not in site.hits[-1:]
 
 
 def test_total_deadline_cuts_a_dripping_server(cfg: Config, site: NewsSite) -> None:
-    quick = Config(root=cfg.root, allow_private=True, timeout=1, read_timeout=5)
+    quick = cfg.replace(timeout=1, read_timeout=5)
     report = capture(quick, [site.url + "/drip.html"], "news")
     assert [e.reason for e in report.failures] == ["truncated_time"]
     records = all_records(Collection.at(cfg.root, "news").archive_dir)
@@ -205,7 +205,7 @@ def test_total_deadline_cuts_a_dripping_server(cfg: Config, site: NewsSite) -> N
 
 
 def test_size_cap_truncates_and_marks(cfg: Config, site: NewsSite) -> None:
-    small = Config(root=cfg.root, allow_private=True, max_size=1000, lead_images=False)
+    small = cfg.replace(max_size=1000, lead_images=False)
     capture(small, [site.url + "/img/lead.jpg"], "news")
     records = all_records(Collection.at(cfg.root, "news").archive_dir)
     response = next(r for r in records if r["type"] == "response")
@@ -215,7 +215,7 @@ def test_size_cap_truncates_and_marks(cfg: Config, site: NewsSite) -> None:
 
 
 def test_warc_files_roll_over_at_the_configured_size(cfg: Config, site: NewsSite) -> None:
-    small = Config(root=cfg.root, allow_private=True, workers=2, warc_max_size=40_000)
+    small = cfg.replace(workers=2, warc_max_size=40_000)
     urls = [site.url + p for p in ("/plain.html", "/gzip.html", "/gbk.html", "/og-only.html", "/chunked.html")]
     report = capture(small, urls, "news")
     assert report.captured == 5

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from archiver.cli import cli
 
+from .conftest import FAST_YAML
 from .newsite import NewsSite, seed_document
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
@@ -71,12 +72,14 @@ def test_config_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_exit_status_is_0_when_all_captured(tmp_path: Path, site: NewsSite) -> None:
+    (tmp_path / "config.yaml").write_text(FAST_YAML)
     result = run(tmp_path, "capture", "--allow-private", site.url + "/plain.html")
     assert result.exit_code == 0, result.output
     assert "1 captured, 0 failed" in result.output
 
 
 def test_failures_exit_1_and_are_listed_by_reason(tmp_path: Path, site: NewsSite) -> None:
+    (tmp_path / "config.yaml").write_text(FAST_YAML)
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "ok.txt").write_text(seed_document(site.url + "/plain.html", "t", 1696553101000))
@@ -90,6 +93,7 @@ def test_failures_exit_1_and_are_listed_by_reason(tmp_path: Path, site: NewsSite
 
 
 def test_capture_default_is_the_roots_seeds_folder(tmp_path: Path, site: NewsSite) -> None:
+    (tmp_path / "config.yaml").write_text(FAST_YAML)
     run(tmp_path, "init")
     (tmp_path / "seeds" / "a.txt").write_text(seed_document(site.url + "/plain.html", "t", 1696553101000))
     result = run(tmp_path, "capture", "--allow-private", "-c", "mine")

@@ -16,7 +16,8 @@ from archiver.store import FIELDS, Article, Store
 
 def article(url: str = "https://example.org/a", title: str = "t", **changes: object) -> Article:
     base = dict.fromkeys(FIELDS, "")
-    base.update(url=url, title=title, seed_timestamp=1696553101000, status=200, warc_offset=0, warc_length=10)
+    base.update(url=url, title=title, seed_timestamp=1696553101000, status=200, warc_offset=0, warc_length=10,
+                attempts=1)
     base.update(changes)
     return Article(**base)  # type: ignore[arg-type]
 
@@ -38,7 +39,7 @@ def test_export_has_every_documented_field_in_order(tmp_path: Path) -> None:
     assert header == [
         "url", "title", "seed_timestamp", "seed_time", "page_title", "published", "capture_time", "status",
         "final_url", "lead_image_url", "lead_image_status", "warc_file", "warc_offset", "warc_length",
-        "payload_digest", "replay_path", "source", "error",
+        "payload_digest", "replay_path", "source", "error", "attempts",
     ]
 
 

@@ -37,6 +37,8 @@ def test_capture_index_replay_export_round_trip(tmp_path: Path, site: NewsSite) 
     root = tmp_path / "root"
     runner = CliRunner()
     assert runner.invoke(cli, ["--root", str(root), "init"]).exit_code == 0
+    config = root / "config.yaml"
+    config.write_text(config.read_text().replace("host_delay: 1", "host_delay: 0"))  # our own loopback site
     seeds = root / "seeds"
     (seeds / "plain.txt").write_text(seed_document(site.url + "/plain.html", "普通文章", 1696553101000), "utf-8")
     (seeds / "gbk.md").write_text(seed_document(site.url + "/gbk.html", "GBK 文章", 1696553102000), "utf-8")
@@ -87,7 +89,6 @@ def test_capture_index_replay_export_round_trip(tmp_path: Path, site: NewsSite) 
             frame.wait_for_selector("text=只在订阅源里的正文")
             assert "Feed copy" in frame.inner_text("body")
         # unframed: the user turns framing off in config.yaml
-        config = root / "config.yaml"
         config.write_text(config.read_text().replace("framed_replay: true", "framed_replay: false"))
         with replay_cli(root) as (base, _):
             for path, text in texts.items():
