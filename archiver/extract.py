@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+import charset_normalizer
 from bs4 import BeautifulSoup
 
 MAX_DECODED = 4 * 1024 * 1024
@@ -64,28 +65,35 @@ def _normal(label: str) -> str:
 
 
 def sniff_charset(html: bytes, content_type: str) -> str:
+    """The charset to decode `html` with: BOM, then the labels (HTTP, then <meta>) that the
+    bytes actually fit, then what the bytes look like (GBK pages labelled UTF-8 are common)."""
     for bom, name in _BOMS:
         if html.startswith(bom):
             return name
-    m = _HEADER_CHARSET.search(content_type or "")
-    if m and (name := _normal(m.group(1))):
-        return name
+    labels = []
+    header = _HEADER_CHARSET.search(content_type or "")
+    if header and (name := _normal(header.group(1))):
+        labels.append(name)
     meta = _META_CHARSET.search(html[:4096])
     if meta and (name := _normal(meta.group(1).decode("ascii", "ignore"))):
-        return name
-    try:
-        html[:65536].decode("utf-8")
+        labels.append(name)
+    sample = html[:65536]
+    for label in labels:
+        if _fits(sample, label):
+            return label
+    if _fits(sample, "utf-8"):
         return "utf-8"
-    except UnicodeDecodeError as exc:
-        if exc.start > 65530:  # cut inside a character at the sample's end
-            return "utf-8"
-    return "gb18030" if _looks_gbk(html) else "cp1252"
+    guess = charset_normalizer.from_bytes(sample[:16384]).best()
+    if guess is not None and (name := _normal(guess.encoding)):
+        return name
+    return labels[0] if labels else "cp1252"
 
 
-def _looks_gbk(html: bytes) -> bool:
+def _fits(sample: bytes, charset: str) -> bool:
+    """Does `sample` decode strictly (a character cut at the sample's end is forgiven)?"""
     try:
-        html[:65536].decode("gb18030")
-    except UnicodeDecodeError:
+        codecs.getincrementaldecoder(charset)(errors="strict").decode(sample, final=False)
+    except (UnicodeDecodeError, LookupError):
         return False
     return True
 

@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -199,7 +200,26 @@ def _slow_headers(handler: BaseHTTPRequestHandler, attempt: int) -> None:
     handler.close_connection = True
 
 
+def make_bomb(megabytes: int = 300) -> bytes:
+    """A gzip body that inflates to `megabytes` MB of HTML, made without holding it whole."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b" " * (1024 * 1024)
+    parts = [packer.compress(b"<html><head><title>bomb</title></head><body>")]
+    parts += [packer.compress(chunk) for _ in range(megabytes)]
+    return b"".join(parts) + packer.flush()
+
+
+BOMB: list[bytes] = []
+
+
+def _bomb(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    if not BOMB:
+        BOMB.append(make_bomb())
+    _send(handler, 200, BOMB[0], Content_Type="text/html", Content_Encoding="gzip")
+
+
 FAULTS = {
+    "/bomb.html": _bomb,
     "/flaky.html": _flaky,
     "/retry-after-seconds.html": _retry_after_seconds,
     "/retry-after-date.html": _retry_after_date,

@@ -117,3 +117,23 @@ def test_politeness_spaces_requests_to_one_host(cfg: Config, site: NewsSite) -> 
     other.get(site.url + "/plain.html")
     other.get(site.url.replace("127.0.0.1", "localhost") + "/plain.html")  # another host name: no wait
     assert len(sleeps) == 2
+
+
+def test_a_gzip_bomb_is_stored_as_received_and_decoded_only_in_part(cfg: Config, site: NewsSite) -> None:
+    import tracemalloc
+
+    from .newsite import BOMB
+
+    tracemalloc.start()
+    try:
+        report = capture(cfg, [site.url + "/bomb.html"], "news")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.captured == 1
+    assert peak < 64 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB while capturing a 300 MB bomb"
+    archive = Collection.at(cfg.root, "news").archive_dir
+    response = next(r for r in all_records(archive) if r["type"] == "response")
+    assert response["payload"] == BOMB[0] and response["http"]["Content-Encoding"] == "gzip"
+    with Store(Collection.at(cfg.root, "news").db_path) as store:
+        assert store.get(site.url + "/bomb.html").page_title == "bomb"  # type: ignore[union-attr]
