@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -200,5 +201,20 @@ def demo(ctx: click.Context, site_port: int, port: int, no_replay: bool) -> None
         _serve(cfg, "127.0.0.1", port, DEMO_COLLECTION)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (systemd, kill) stops as cleanly as Ctrl-C
+
+
 def main() -> None:
-    cli(prog_name="archiver")
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli(prog_name="archiver", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

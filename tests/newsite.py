@@ -72,6 +72,14 @@ class Handler(BaseHTTPRequestHandler):
         tries[self.path] = tries.get(self.path, 0) + 1
         if path in FAULTS:
             FAULTS[path](self, tries[self.path])
+        elif path.startswith("/slow/"):  # an article or image behind 50 ms of latency
+            time.sleep(0.05)
+            if path.endswith(".jpg"):
+                _send(self, 200, JPEG, Content_Type="image/jpeg")
+            else:
+                name = path.rsplit("/", 1)[-1]
+                page = article(f"慢速文章 {name}", "延迟五十毫秒。" * 200, f"/slow/{name}.jpg")
+                _send(self, 200, page.encode(), Content_Type="text/html; charset=utf-8")
         elif path == "/redirect-to":  # /redirect-to?<absolute URL>
             self.send_response(302)
             self.send_header("Location", query)
@@ -230,9 +238,14 @@ FAULTS = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that hang up (a killed capture, a deadline) are part of the tests
+
+
 class NewsSite:
     def __init__(self) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.hits = []  # type: ignore[attr-defined]
         self.httpd.tries = {}  # type: ignore[attr-defined]

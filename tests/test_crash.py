@@ -1,0 +1,123 @@
+"""Capture killed with SIGKILL at random moments, interrupted with Ctrl-C, then resumed."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archiver.errors import WarcError
+from archiver.layout import Collection
+from archiver.store import Store
+from archiver.warc import OPEN_SUFFIX, iter_members
+
+from .conftest import FAST_YAML
+from .newsite import NewsSite, seed_document
+from .warcs import all_records, check_with_third_party_tools
+
+pytestmark = pytest.mark.slow
+
+
+def start_capture(root: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "archiver", "--root", str(root), "capture", "--allow-private", "--workers", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+    )
+
+
+def make_root(tmp_path: Path, site: NewsSite, count: int) -> tuple[Path, list[str]]:
+    root = tmp_path / "root"
+    (root / "seeds").mkdir(parents=True)
+    (root / "config.yaml").write_text(FAST_YAML)
+    urls = [f"{site.url}/slow/{n:03d}" for n in range(count)]
+    for n, url in enumerate(urls):
+        (root / "seeds" / f"{n:03d}.txt").write_text(seed_document(url, f"第{n}篇", 1696553101000 + n))
+    return root, urls
+
+
+def complete_seed_records(archive: Path) -> set[str]:
+    """IDs of the seed metadata records that lie complete in `.open` files."""
+    ids = set()
+    for path in archive.glob("*" + OPEN_SUFFIX):
+        with contextlib.suppress(WarcError):  # raised at the damage, after the complete members
+            for member in iter_members(path):
+                head = member.data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+                if "WARC-Type: metadata" in head:
+                    ids.add(head.split("WARC-Record-ID: ", 1)[1].split("\r\n", 1)[0])
+    return ids
+
+
+def test_sigkill_at_random_moments_then_resume(tmp_path: Path, site: NewsSite) -> None:
+    root, urls = make_root(tmp_path, site, 60)
+    archive = root / "collections" / "news" / "archive"
+    rng = random.Random(20231006)
+    survivors: set[str] = set()
+    kills = 0
+    for _ in range(4):
+        process = start_capture(root)
+        time.sleep(rng.uniform(0.4, 1.2))
+        if process.poll() is not None:
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        kills += 1
+        survivors |= complete_seed_records(archive)
+    assert kills >= 2, "capture finished before it could be killed; make the site slower"
+    final = start_capture(root)
+    output, _ = final.communicate(timeout=120)
+    assert final.returncode == 0, output
+
+    check_with_third_party_tools(archive)
+    records = all_records(archive)
+    ids = {r["headers"]["WARC-Record-ID"] for r in records}
+    assert survivors <= ids, "a complete capture was thrown away"
+    collection = Collection.at(root, "news")
+    with Store(collection.db_path) as store:
+        rows = list(store.articles())
+    assert sorted(r.url for r in rows) == sorted(urls)  # every seed exactly once
+    assert all(not r.error and r.status == 200 for r in rows)
+    for row in rows:  # every row points at its record
+        path = archive / row.warc_file
+        with path.open("rb") as fh:
+            fh.seek(row.warc_offset or 0)
+            head = fh.read(row.warc_length or 0)
+        assert f"WARC-Target-URI: {row.url}\r\n".encode() in gzip.decompress(head)
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, site: NewsSite) -> None:
+    root, urls = make_root(tmp_path, site, 60)
+    process = start_capture(root)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "interrupted: run the same command again to resume" in output
+    assert "Traceback" not in output
+    archive = root / "collections" / "news" / "archive"
+    assert not list(archive.glob("*" + OPEN_SUFFIX)), "files were left open"
+    check_with_third_party_tools(archive)
+    with Store(Collection.at(root, "news").db_path) as store:
+        done_first = store.count()
+    assert 0 < done_first < len(urls)
+    again = start_capture(root)
+    output, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, output
+    assert f"{len(urls) - done_first} captured, 0 failed, {done_first} already captured" in output
+
+
+def test_sigterm_stops_like_ctrl_c(tmp_path: Path, site: NewsSite) -> None:
+    root, _ = make_root(tmp_path, site, 40)
+    process = start_capture(root)
+    time.sleep(0.8)
+    os.kill(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert not list((root / "collections" / "news" / "archive").glob("*" + OPEN_SUFFIX))
