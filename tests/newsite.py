@@ -226,7 +226,21 @@ def _bomb(handler: BaseHTTPRequestHandler, attempt: int) -> None:
     _send(handler, 200, BOMB[0], Content_Type="text/html", Content_Encoding="gzip")
 
 
+def _silent(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    """Accepts the request and says nothing for 3 s, then hangs up."""
+    time.sleep(3)
+    handler.close_connection = True
+
+
+def _chain(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    """/chain?n redirects to /chain?n+1, forever."""
+    n = int(handler.path.partition("?")[2] or 0)
+    _send(handler, 302, b"", Location=f"/chain?{n + 1}")
+
+
 FAULTS = {
+    "/silent.html": _silent,
+    "/chain": _chain,
     "/bomb.html": _bomb,
     "/flaky.html": _flaky,
     "/retry-after-seconds.html": _retry_after_seconds,

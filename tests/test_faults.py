@@ -137,3 +137,16 @@ def test_a_gzip_bomb_is_stored_as_received_and_decoded_only_in_part(cfg: Config,
     assert response["payload"] == BOMB[0] and response["http"]["Content-Encoding"] == "gzip"
     with Store(Collection.at(cfg.root, "news").db_path) as store:
         assert store.get(site.url + "/bomb.html").page_title == "bomb"  # type: ignore[union-attr]
+
+
+def test_a_silent_server_times_out_on_read(cfg: Config, site: NewsSite) -> None:
+    report = capture(cfg.replace(read_timeout=0.5, retries=0), [fresh(site, "/silent.html")], "news")
+    assert [e.reason for e in report.failures] == ["timeout"]
+
+
+def test_long_redirect_chains_stop_and_every_hop_is_kept(cfg: Config, site: NewsSite) -> None:
+    report = capture(cfg.replace(max_redirects=4, lead_images=False), [site.url + "/chain?0"], "news")
+    assert [e.reason for e in report.failures] == ["too_many_redirects"]
+    archive = Collection.at(cfg.root, "news").archive_dir
+    hops = [r["headers"]["WARC-Target-URI"] for r in all_records(archive) if r["type"] == "response"]
+    assert hops == [f"{site.url}/chain?{n}" for n in range(5)]
