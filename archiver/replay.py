@@ -6,6 +6,9 @@ process keeps that away from archiver's capture code.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +22,7 @@ from .errors import ReplayError, UsageError
 from .layout import Collection
 from .store import Article, Store
 
+PR_SET_PDEATHSIG = 1
 _WAYBACK = "import sys; from pywb.apps.cli import wayback; sys.exit(wayback())"
 
 
@@ -52,6 +56,13 @@ class ReplayServer:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to send SIGTERM when archiver dies, so pywb is never orphaned."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup_timeout: float = 60.0,
                  log_path: Path | None = None) -> ReplayServer:
     """Start pywb over `cfg.root` and wait until it answers."""
@@ -59,7 +70,8 @@ def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup
         raise UsageError(f"{cfg.root} is not an archive root (run 'archiver init' there)")
     log = log_path.open("ab") if log_path else subprocess.DEVNULL
     args = [sys.executable, "-c", _WAYBACK, "--bind", host, "--port", str(port), "--directory", str(cfg.root)]
-    process = subprocess.Popen(args, cwd=cfg.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    process = subprocess.Popen(args, cwd=cfg.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                               preexec_fn=_die_with_parent)
     server = ReplayServer(process, host, port, log_path)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:

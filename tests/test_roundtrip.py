@@ -126,3 +126,5 @@ def replay_cli(root: Path) -> Iterator[tuple[str, list[str]]]:
     finally:
         process.terminate()
         process.wait(10)
+    with pytest.raises(OSError):  # pywb stopped with it
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
