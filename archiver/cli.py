@@ -62,7 +62,7 @@ def cli(ctx: click.Context, root: Path) -> None:
 @click.option("-c", "--collection", help=COLLECTION_HELP)
 @click.pass_context
 def init(ctx: click.Context, collection: str | None) -> None:
-    """Create config.yaml, collections/ and seeds/ in the root. Safe to run twice."""
+    """Create config.yaml, collections/, seeds/ and templates/ in the root. Safe to run twice."""
     cfg = _config(ctx)
     report = init_lib(cfg, collection)
     for item in report.created:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from .config import CONFIG_KEYS, KEY_HELP, Config
@@ -19,6 +21,39 @@ framed_replay: true
 # Memento (RFC 7089) TimeGates and TimeMaps for every collection.
 enable_memento: true
 """
+
+
+TEMPLATES_DIR = "templates"
+
+
+def shipped_templates() -> dict[str, bytes]:
+    """pywb templates that archiver ships (file name -> content), each fixing pywb's own.
+
+    pywb reads `<root>/templates/` before its built-in templates; each file's header says what
+    it fixes (frame_insert.html: the reflected XSS of pywb issue #923).
+    """
+    folder = resources.files("archiver") / TEMPLATES_DIR
+    return {item.name: item.read_bytes() for item in folder.iterdir()
+            if item.is_file() and item.name.endswith(".html")}
+
+
+def install_templates(root: Path) -> list[str]:
+    """Write the shipped templates into `<root>/templates/`; a file already there is left alone.
+
+    Returns the paths written, relative to the root. A template the user has changed stays theirs.
+    """
+    folder = root / TEMPLATES_DIR
+    folder.mkdir(exist_ok=True)
+    written = []
+    for name, content in sorted(shipped_templates().items()):
+        target = folder / name
+        if target.exists():
+            continue
+        partial = folder / f".{name}.part"
+        partial.write_bytes(content)
+        os.replace(partial, target)  # never leave a half-written template for pywb to load
+        written.append(f"{TEMPLATES_DIR}/{name}")
+    return written
 
 
 def config_text(cfg: Config) -> str:
@@ -40,7 +75,7 @@ class InitReport:
 
 
 def init(cfg: Config, collection_name: str | None = None) -> InitReport:
-    """Create config.yaml, collections/ and seeds/ under the root; leave what exists alone."""
+    """Create config.yaml, collections/, seeds/ and templates/ under the root; leave what exists alone."""
     report = InitReport(cfg.root)
     cfg.root.mkdir(parents=True, exist_ok=True)
     config_path = cfg.root / "config.yaml"
@@ -52,6 +87,7 @@ def init(cfg: Config, collection_name: str | None = None) -> InitReport:
         if not path.exists():
             path.mkdir()
             report.created.append(name + "/")
+    report.created.extend(install_templates(cfg.root))
     if collection_name:
         collection = Collection.at(cfg.root, collection_name)
         if not collection.exists():

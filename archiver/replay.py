@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import ReplayError, UsageError
+from .init import install_templates
 from .layout import Collection
 from .store import Article, Store
 
@@ -57,7 +58,11 @@ class ReplayServer:
 
 
 def _die_with_parent() -> None:
-    """In the child: ask Linux to send SIGTERM when archiver dies, so pywb is never orphaned."""
+    """In the child: ask Linux to send SIGTERM when archiver dies, so pywb is never orphaned.
+
+    Linux sends it when the *thread* that started the child ends: start replay from a thread
+    that lives as long as the server (the CLI uses its main thread).
+    """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -68,6 +73,7 @@ def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup
     """Start pywb over `cfg.root` and wait until it answers."""
     if not (cfg.root / "collections").is_dir():
         raise UsageError(f"{cfg.root} is not an archive root (run 'archiver init' there)")
+    install_templates(cfg.root)  # roots made before a template fix get it too
     log = log_path.open("ab") if log_path else subprocess.DEVNULL
     args = [sys.executable, "-c", _WAYBACK, "--bind", host, "--port", str(port), "--directory", str(cfg.root)]
     process = subprocess.Popen(args, cwd=cfg.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
