@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import IO
 
 from . import index as index_mod
@@ -98,6 +99,7 @@ class _Outputs:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._files: list[WarcFile] = []
+        self.finished: list[Path] = []  # complete files of this run
         self._workers = itertools.count()
         self._serials: dict[int, itertools.count[int]] = {}
 
@@ -123,15 +125,18 @@ class _Outputs:
         return out
 
     def _close(self, out: WarcFile) -> None:
-        out.close()
+        path = out.close()
         with self._lock:
             self._files.remove(out)
+            self.finished.append(path)
 
     def close_all(self) -> None:
         with self._lock:
             files, self._files = self._files, []
         for out in files:
-            out.close()
+            path = out.close()
+            with self._lock:
+                self.finished.append(path)
 
 
 def capture(
@@ -150,7 +155,6 @@ def capture(
     with locked(collection):
         index_mod.refresh(collection, rebuild=False)  # mends and indexes leftovers of a killed run
         report = _run(cfg, collection, sources, stdin, on_event or (lambda event: None), clock, new_id, policy)
-        index_mod.refresh(collection, rebuild=False)
     return report
 
 
@@ -161,29 +165,36 @@ def _run(cfg: Config, collection: Collection, sources: Iterable[str], stdin: IO[
     env = _Env(cfg, collection, Fetcher(cfg, clock, policy), clock, new_id, new_id()[-13:-1])
     outputs = _Outputs(env)
     seen: set[str] = set()
-    with Store(collection.db_path) as store:
+    # the replay-index lines of this run's records, unsorted, kept on disk (memory stays flat)
+    with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines:
         pool = cf.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="capture")
-        pending: set[cf.Future[Article]] = set()
+        pending: set[cf.Future[Captured]] = set()
         todo = _todo(iter_seeds(sources, cfg.root, stdin), store, seen, report, notify)
+
+        def record(done: Iterable[cf.Future[Captured]]) -> None:
+            _record(done, store, lines, report, notify)
+
         try:
             for seed in todo:
                 pending.add(pool.submit(_capture_seed, env, outputs, seed))
                 if len(pending) >= cfg.workers * 2:
                     done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    _record(done, store, report, notify)
+                    record(done)
             while pending:
                 done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                _record(done, store, report, notify)
+                record(done)
         except KeyboardInterrupt:
             report.interrupted = True
             for future in pending:
                 future.cancel()
             done, _ = cf.wait(pending)
-            _record({f for f in done if not f.cancelled()}, store, report, notify)
+            record({f for f in done if not f.cancelled()})
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             outputs.close_all()
             env.fetcher.close()
+        # every file of the run is complete: its records join the replay index
+        index_mod.add_files(collection, store, outputs.finished, lines)
     return report
 
 
@@ -206,11 +217,23 @@ def _todo(items: Iterator[Seed | BadSeed], store: Store, seen: set[str], report:
             yield item
 
 
-def _record(done: Iterable[cf.Future[Article]], store: Store, report: CaptureReport,
-            notify: Callable[[Event], None]) -> None:
-    for future in done:
-        article = future.result()
-        store.put(article)
+@dataclass(frozen=True)
+class Captured:
+    """What a worker hands back for one seed: its row, and the replay-index lines of its records."""
+
+    article: Article
+    cdxj: list[str]
+
+
+def _record(done: Iterable[cf.Future[Captured]], store: Store, lines: index_mod.PendingLines,
+            report: CaptureReport, notify: Callable[[Event], None]) -> None:
+    results = [future.result() for future in done]
+    with store.transaction():  # one commit for the batch; the records are durable already
+        for result in results:
+            store.put(result.article)
+            lines.add(result.cdxj)
+    for result in results:
+        article = result.article
         if article.error:
             event = Event("failed", article.source, article.url, article.error)
             report.failures.append(event)
@@ -241,6 +264,7 @@ def lead_image_status(chain: Chain) -> str:
 
 
 def _write_chain(out: WarcFile, chain: Chain, new_id: Callable[[], str]) -> list[Written]:
+    """Response and request records of every exchange; returns the responses."""
     responses = []
     for exchange in chain.exchanges:
         date = warc_date(exchange.started)
@@ -257,7 +281,7 @@ def _page(exchange: Exchange) -> PageInfo | None:
     return page_info(body, exchange.content_type, exchange.url)
 
 
-def _capture_seed(env: _Env, outputs: _Outputs, seed: Seed) -> Article:
+def _capture_seed(env: _Env, outputs: _Outputs, seed: Seed) -> Captured:
     fetcher, new_id = env.fetcher, env.new_id
     page_chain = fetcher.follow(seed.url)
     try:
@@ -270,19 +294,24 @@ def _capture_seed(env: _Env, outputs: _Outputs, seed: Seed) -> Article:
     error = seed_error(page_chain)
     lead = seed.lead_image or (page.lead_image if page else "")
     lead_status = ""
+    indexed: list[Written]
     if lead and env.cfg.lead_images:
         referer = final.url if final is not None else seed.url
         image_chain = fetcher.follow(lead, referer=referer)
         try:
-            _write_chain(out, image_chain, new_id)
+            image_responses = _write_chain(out, image_chain, new_id)
         finally:
             image_chain.close()
+        indexed = responses + image_responses
         lead_status = lead_image_status(image_chain)
+    else:
+        indexed = list(responses)
     now = warc_date(env.clock())
     feed_copy = None
     if error and seed.document:
         block = render_feed_copy(seed, error, seed.article_html)
         feed_copy = out.write(resource_spec(feed_copy_url(seed.url), new_id(), now, block, "text/html; charset=utf-8"))
+        indexed.append(feed_copy)
     fields = {
         SOURCE: seed.source,
         ERROR: error,
@@ -300,4 +329,5 @@ def _capture_seed(env: _Env, outputs: _Outputs, seed: Seed) -> Article:
     out.sync()  # durable before the row says so
     attempt = SeedRecord(seed, now, error, lead, lead_status, record, page_chain.attempts or None)
     response = responses[-1] if responses else None
-    return build_article(env.collection.name, attempt, response, page, feed_copy)
+    article = build_article(env.collection.name, attempt, response, page, feed_copy)
+    return Captured(article, [index_mod.cdxj_line(w) for w in indexed])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import charset_normalizer
-from bs4 import BeautifulSoup
+from selectolax.lexbor import LexborHTMLParser
 
 MAX_DECODED = 4 * 1024 * 1024
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
@@ -112,32 +112,34 @@ def is_html(mime: str) -> bool:
 def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
     """Title, publish time and lead image of an HTML page (body already content-decoded)."""
     text, charset = html_text(body, content_type)
-    soup = BeautifulSoup(text, "html.parser")
+    # lexbor (through selectolax) parses a news page in well under a millisecond, 20-50x faster
+    # than BeautifulSoup's html.parser: it decides how fast capture and index can go
+    tree = LexborHTMLParser(text)
 
     def meta(*names: str) -> str:
         for name in names:
-            tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": name})
-            if tag is not None and str(tag.get("content", "")).strip():
-                return str(tag.get("content", "")).strip()
+            for attribute in ("property", "name", "itemprop"):
+                node = tree.css_first(f'meta[{attribute}="{name}"]')
+                content = (node.attributes.get("content") or "").strip() if node is not None else ""
+                if content:
+                    return content
         return ""
 
-    title_tag = soup.find("title")
-    title = " ".join(title_tag.get_text().split()) if title_tag else ""
+    title_node = tree.css_first("title")
+    title = " ".join((title_node.text() if title_node is not None else "").split())
     title = title or meta("og:title", "twitter:title")
     published = meta("article:published_time", "og:published_time", "datePublished", "pubdate")
     if not published:
-        stamp = soup.find(True, attrs={"itemprop": "datePublished"})
-        if stamp is not None:
-            published = str(stamp.get("content") or stamp.get("datetime") or "").strip()
-    if not published:
-        time_tag = soup.find("time", datetime=True)
-        if time_tag is not None:
-            published = str(time_tag.get("datetime", "")).strip()
+        node = tree.css_first('[itemprop="datePublished"]') or tree.css_first("time[datetime]")
+        if node is not None:
+            published = (node.attributes.get("content") or node.attributes.get("datetime") or "").strip()
     image = meta("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
     if not image:
-        scope = soup.find("article") or soup.find("main") or soup.body or soup
-        img = scope.find("img", src=True) if scope else None
-        image = str(img.get("src", "")).strip() if img is not None else ""
+        for scope in ("article img[src]", "main img[src]", "body img[src]"):
+            node = tree.css_first(scope)
+            if node is not None:
+                image = (node.attributes.get("src") or "").strip()
+                break
     lead = urljoin(base_url, image) if image and not image.startswith("data:") else ""
     if lead and urlsplit(lead).scheme not in ("http", "https"):
         lead = ""

@@ -14,7 +14,6 @@ import email.utils
 import hashlib
 import random
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +21,12 @@ from datetime import datetime
 from typing import IO, Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-import requests
+import certifi
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from .config import Config
 from .errors import FetchError
-from .netguard import AddressPolicy, Deadline
+from .netguard import AddressPolicy, Deadline, pool_classes
 from .politeness import HostGate
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -94,20 +92,13 @@ class Chain:
             exchange.close()
 
 
-class _GuardedAdapter(HTTPAdapter):
-    def __init__(self, policy: AddressPolicy, **kwargs: Any) -> None:
-        self._policy = policy
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        from .netguard import pool_classes
-
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = pool_classes(self._policy)
-
-
 class Fetcher:
-    """Fetches URLs for capture. Thread-safe: each thread gets its own HTTP session."""
+    """Fetches URLs for capture; thread-safe (urllib3's pool manager is shared by all threads).
+
+    urllib3 directly, not requests on top of it: requests' per-request work (preparing,
+    hooks, cookies, adapters) cost more CPU than the rest of a capture, and capture needs none of
+    it. The connection classes are archiver's own (netguard), bound to the address policy.
+    """
 
     def __init__(self, cfg: Config, clock: Callable[[], datetime], policy: AddressPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -116,35 +107,19 @@ class Fetcher:
         self.policy = policy or AddressPolicy(allow_private=cfg.allow_private)
         self.sleep = sleep
         self.gate = HostGate(cfg.host_concurrency, cfg.host_delay, sleep)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # a proxy from the environment would bypass the guard
-            adapter = _GuardedAdapter(self.policy, pool_connections=32, pool_maxsize=4, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers.update(
-                {
-                    "User-Agent": self.cfg.user_agent,
-                    "Accept": "text/html,application/xhtml+xml,image/*,*/*;q=0.8",
-                    "Accept-Encoding": "gzip, deflate",
-                }
-            )
-            self._local.session = session
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
+        # proxies from the environment are not consulted: they would bypass the address guard
+        self.http = urllib3.PoolManager(num_pools=256, maxsize=max(cfg.host_concurrency, 4),
+                                        ca_certs=certifi.where())
+        self.http.pool_classes_by_scheme = pool_classes(self.policy)
+        self.headers = {
+            "User-Agent": cfg.user_agent,
+            "Accept": "text/html,application/xhtml+xml,image/*,*/*;q=0.8",
+            "Accept-Encoding": "gzip, deflate",
+        }
+        self.timeout = urllib3.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout)
 
     def close(self) -> None:
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+        self.http.clear()
 
     def follow(self, url: str, referer: str = "") -> Chain:
         """GET `url`, following redirects up to the configured limit; never raises FetchError."""
@@ -209,44 +184,43 @@ class Fetcher:
         """One GET, no redirects. Raises FetchError when no usable response arrived."""
         cfg = self.cfg
         started = self.clock()
-        headers = {"Referer": referer} if referer else {}
+        headers = {**self.headers, "Referer": referer} if referer else self.headers
         with Deadline(cfg.timeout) as deadline:
             try:
-                response = self._session().get(
-                    url,
-                    headers=headers,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(cfg.connect_timeout, cfg.read_timeout),
-                )
+                target = urllib3.util.parse_url(url)
+                response = self.http.request("GET", url, headers=headers, preload_content=False,
+                                             decode_content=False, redirect=False, retries=False,
+                                             timeout=self.timeout)
             except FetchError:
                 raise
-            except requests.exceptions.SSLError as exc:
-                raise FetchError("tls_error", str(exc)) from exc
-            except requests.exceptions.Timeout as exc:
-                raise FetchError("timeout", str(exc)) from exc
-            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                    requests.exceptions.InvalidSchema, UnicodeError, ValueError) as exc:
-                raise FetchError("invalid_url", str(exc)) from exc
-            except requests.exceptions.RequestException as exc:
+            except urllib3.exceptions.SSLError as exc:
+                raise FetchError("tls_error", _short(exc)) from exc
+            except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+                raise FetchError("timeout", _short(exc)) from exc
+            except (urllib3.exceptions.LocationParseError, urllib3.exceptions.LocationValueError,
+                    UnicodeError, ValueError) as exc:
+                raise FetchError("invalid_url", _short(exc)) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
                 if deadline.expired:
                     raise FetchError("timeout", f"no response within {cfg.timeout:g} s") from exc
                 raise FetchError("connection_error", _short(exc)) from exc
             try:
-                deadline.watch(response.raw.shutdown)
-                exchange = self._read(url, started, response, deadline)
+                deadline.watch(response.shutdown)
+                request_head = _request_head(target, headers)
+                exchange = self._read(url, started, request_head, response, deadline)
             except BaseException:
                 response.close()
                 raise
             if exchange.truncated:
                 response.close()  # the connection is in an unknown state
             else:
-                response.raw.release_conn()  # read to the end: keep the connection alive
+                response.release_conn()  # read to the end: keep the connection alive
             return exchange
 
-    def _read(self, url: str, started: datetime, response: requests.Response, deadline: Deadline) -> Exchange:
-        raw = response.raw
-        original = raw._original_response  # http.client's response: headers in received order
+    def _read(self, url: str, started: datetime, request_head: bytes, response: urllib3.BaseHTTPResponse,
+              deadline: Deadline) -> Exchange:
+        raw = response
+        original = getattr(raw, "_original_response", None)  # http.client's response: headers in received order
         if original is None:
             raise FetchError("connection_error", "no HTTP response")
         body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by Exchange
@@ -279,9 +253,9 @@ class Fetcher:
         return Exchange(
             url=url,
             started=started,
-            request_head=_request_head(response.request),
+            request_head=request_head,
             protocol=protocol,
-            status=response.status_code,
+            status=response.status,
             reason=original.reason or "",
             headers=stored,
             body=body,
@@ -308,12 +282,15 @@ def _stored_headers(received: list[tuple[str, str]], chunked: bool, length: int)
     return out
 
 
-def _request_head(prepared: requests.PreparedRequest) -> bytes:
-    """The request as http.client sent it: request line, Host, then the session's headers."""
-    parts = urlsplit(prepared.url or "")
-    host = parts.netloc.rsplit("@", 1)[-1]
-    lines = [f"{prepared.method} {prepared.path_url} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{k}: {v}" for k, v in prepared.headers.items()]
+def _request_head(target: urllib3.util.Url, headers: dict[str, str]) -> bytes:
+    """The request as http.client sends it: request line, Host, then our headers."""
+    host = target.host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if target.port is not None and target.port != {"http": 80, "https": 443}.get(target.scheme or ""):
+        host = f"{host}:{target.port}"
+    lines = [f"GET {target.request_uri} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 

@@ -207,6 +207,42 @@ def merge_cdxj(target: Path, new_lines: Iterable[str], replace: bool = False) ->
         raise
 
 
+class PendingLines:
+    """Replay-index lines of records being captured, kept in a temporary file until their WARC
+    files are complete (pywb must not see a line whose file is still `.open`)."""
+
+    def __init__(self, collection: Collection) -> None:
+        collection.indexes_dir.mkdir(parents=True, exist_ok=True)
+        self._file = tempfile.TemporaryFile(  # noqa: SIM115 - closed by __exit__
+            "w+", encoding="utf-8", dir=collection.indexes_dir, prefix=".pending-", suffix=".tmp")
+
+    def add(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self._file.write(line + "\n")
+
+    def sorted(self) -> list[str]:
+        self._file.seek(0)
+        return sorted(line.rstrip("\n") for line in self._file)
+
+    def __enter__(self) -> PendingLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+def add_files(collection: Collection, store: Store, files: list[Path], lines: PendingLines) -> None:
+    """Merge the lines of a capture run into the replay index and mark its files indexed.
+
+    If this never happens (a crash), the files are not marked, and the next run indexes them
+    from scratch: nothing is lost, only redone.
+    """
+    if not files:
+        return
+    merge_cdxj(collection.cdxj_path, lines.sorted())
+    store.mark_indexed((path.name, path.stat().st_size) for path in files)
+
+
 def update_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
     """Bring the indexes up to date with the WARC files (only new files are read)."""
     collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)

@@ -8,9 +8,12 @@ so redirects, DNS answers and odd IP spellings (2130706433, 0x7f.1) are all cove
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,20 +95,19 @@ class Deadline:
         self.seconds = seconds
         self.expired = False
         self.peer_address = ""  # the address the request went to, set by the connection
+        self.done = False
         self._lock = threading.Lock()
         self._targets: list[Callable[[], None]] = []
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
 
     def __enter__(self) -> Deadline:
         Deadline._current.value = self
-        self._timer.start()
+        _WATCHDOG.add(time.monotonic() + self.seconds, self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
         Deadline._current.value = None
         with self._lock:
+            self.done = True  # the watchdog drops it when its time comes
             self._targets.clear()
 
     @classmethod
@@ -121,10 +123,54 @@ class Deadline:
 
     def _fire(self) -> None:
         with self._lock:
+            if self.done:
+                return
             self.expired = True
             targets, self._targets = self._targets, []
         for stop in targets:
             stop()
+
+
+class _Watchdog:
+    """One thread for every deadline (a timer thread per request would cost more than the
+    request): a heap of expiry times, woken when an earlier one arrives."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._wake = threading.Condition()
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, when: float, deadline: Deadline) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (when, next(self._count), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is deadline:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._heap and self._heap[0][2].done:  # finished in time: forget it
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait(30)
+                    if not self._heap:
+                        self._thread = None
+                        return  # idle: the next add() starts a new thread
+                    continue
+                when, _, deadline = self._heap[0]
+                wait = when - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(min(wait, 1.0))  # wake at least each second to drop done ones
+                    continue
+                heapq.heappop(self._heap)
+            deadline._fire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _shutdown(sock: socket.socket | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import types
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -176,12 +177,14 @@ class WarcFile:
         self.name = name
         self.final_path = directory / name
         self.open_path = directory / (name + OPEN_SUFFIX)
-        self._fh = self.open_path.open("xb")
-        self._writer = WARCWriter(self._fh, gzip=True, warc_version=WARC_VERSION)
+        self._fh = self.open_path.open("xb", buffering=1 << 20)
+        # warcio builds and serialises records; archiver does the gzip members itself, so that
+        # each record gets the compression level that suits it (see _GzipMember)
+        self._writer = WARCWriter(self._fh, gzip=False, warc_version=WARC_VERSION)
         record = self._writer.create_warcinfo_record(name, {**info})
         record.rec_headers.replace_header("WARC-Record-ID", new_id())
         record.rec_headers.replace_header("WARC-Date", warc_date(clock()))
-        self._writer.write_record(record)
+        self._write_member(record, compressible=True)
 
     @property
     def size(self) -> int:
@@ -205,7 +208,7 @@ class WarcFile:
             warc_headers_dict=ordered,
             http_headers=spec.http,
         )
-        self._writer.write_record(record)
+        self._write_member(record, compressible=_compressible(spec))
         end = self._fh.tell()
         digest = record.rec_headers.get_header("WARC-Payload-Digest") or ""
         return Written(
@@ -221,6 +224,12 @@ class WarcFile:
             digest=digest.removeprefix("sha1:"),
         )
 
+    def _write_member(self, record: Any, compressible: bool) -> None:
+        member = _GzipMember(self._fh, compressible)
+        self._writer.out = member  # one gzip member per record
+        self._writer.write_record(record)
+        member.finish()
+
     def sync(self) -> None:
         """Make every record written so far durable."""
         self._fh.flush()
@@ -234,9 +243,49 @@ class WarcFile:
         return self.final_path
 
 
+# Already-compressed media gain nothing from effort: they get the fastest level. ISA-L's deflate
+# (python-isal) writes the same gzip format several times faster than zlib; zlib is the fallback.
+_deflate: types.ModuleType
+try:
+    from isal import isal_zlib as _deflate
+
+    _TEXT_LEVEL, _MEDIA_LEVEL = 3, 1
+except ImportError:  # pragma: no cover - isal is a dependency, but a plain zlib still works
+    _deflate = zlib
+    _TEXT_LEVEL, _MEDIA_LEVEL = 6, 1
+
+_COMPRESSED_MEDIA = ("image/", "video/", "audio/", "font/woff", "application/zip", "application/gzip",
+                     "application/x-gzip", "application/pdf", "application/octet-stream")
+
+
+def _compressible(spec: RecordSpec) -> bool:
+    if spec.http is not None and spec.http.get_header("Content-Encoding"):
+        return False  # gzip/br bodies are compressed already
+    return not spec.mime.startswith(_COMPRESSED_MEDIA)
+
+
+class _GzipMember:
+    """A file-like sink that writes what it is given as one gzip member of `fh`."""
+
+    def __init__(self, fh: IO[bytes], compressible: bool) -> None:
+        self._fh = fh
+        level = _TEXT_LEVEL if compressible else _MEDIA_LEVEL
+        self._packer = _deflate.compressobj(level, _deflate.DEFLATED, 31)
+
+    def write(self, data: bytes) -> int:
+        self._fh.write(self._packer.compress(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # warcio flushes after each record; the member ends in finish()
+
+    def finish(self) -> None:
+        self._fh.write(self._packer.flush())
+
+
 def warcinfo_fields(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
-        "software": f"archiver/{__version__} (warcio, requests)",
+        "software": f"archiver/{__version__} (warcio, urllib3)",
         "format": "WARC File Format 1.1",
         "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
         **(extra or {}),
