@@ -20,6 +20,7 @@ class Config:
     root: Path = field(default_factory=Path.cwd)
     collection: str = "news"
     workers: int = 8
+    processes: int = 1
     timeout: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -49,7 +50,8 @@ class Config:
 # The comment printed above each key in config.yaml, so that the file documents itself.
 KEY_HELP: dict[str, str] = {
     "collection": "collection used when -c/--collection is not given",
-    "workers": "seeds captured in parallel (threads)",
+    "workers": "seeds captured in parallel (threads, shared out over the processes)",
+    "processes": "worker processes for capture (more than 1 uses more cores; seeds are split by host)",
     "timeout": "total deadline in seconds for one HTTP request, body included",
     "connect_timeout": "seconds to wait for a TCP/TLS connection",
     "read_timeout": "seconds to wait for the next bytes from the server",
@@ -74,6 +76,7 @@ CONFIG_KEYS = tuple(KEY_HELP)
 def _validated(cfg: Config) -> Config:
     checks = [
         (cfg.workers >= 1, "workers must be at least 1"),
+        (cfg.processes >= 1, "processes must be at least 1"),
         (cfg.timeout > 0, "timeout must be positive"),
         (cfg.connect_timeout > 0, "connect_timeout must be positive"),
         (cfg.read_timeout > 0, "read_timeout must be positive"),

@@ -14,6 +14,7 @@ import heapq
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ class IndexReport:
     articles: int = 0
     mended: list[str] = field(default_factory=list)
     rebuilt: bool = False
+    unreadable: list[str] = field(default_factory=list)  # files skipped, with the reason
 
 
 @dataclass
@@ -89,6 +91,7 @@ def index_file(path: Path, collection: str) -> FileIndex:
     attempts: list[tuple[Written, dict[str, str], bytes]] = []
     cdxj: list[str] = []
     count = 0
+    next_offset = 0  # where the record being read starts, for error messages
     try:
         with path.open("rb") as fh:
             iterator = ArchiveIterator(fh, arc2warc=True)
@@ -100,7 +103,9 @@ def index_file(path: Path, collection: str) -> FileIndex:
                     block = record.content_stream().read(8 * 1024 * 1024)
                 iterator.read_to_end(record)
                 count += 1
+                # (warcio's get_record_offset() reads the record to its end: call it only now)
                 written = _written(record, path.name, iterator.get_record_offset(), iterator.get_record_length())
+                next_offset = written.offset + written.length
                 rid = headers.get_header("WARC-Record-ID") or ""
                 if rid:
                     records[rid] = written
@@ -108,8 +113,9 @@ def index_file(path: Path, collection: str) -> FileIndex:
                     cdxj.append(cdxj_line(written))
                 if block or (rtype == "metadata" and headers.get_header(SOURCE) is not None):
                     attempts.append((written, dict(headers.headers), block))
-    except (ArchiveLoadFailed, OSError, ValueError, EOFError) as exc:
-        raise WarcError(f"{path.name}: cannot be read: {exc}") from exc
+    except (ArchiveLoadFailed, OSError, ValueError, EOFError, zlib.error) as exc:
+        raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
+                        f"(run 'archiver verify {path}' for details)") from exc
     articles = [_article(path, collection, records, *a) for a in attempts]
     return FileIndex(cdxj, [a for a in articles if a is not None], count)
 
@@ -280,8 +286,14 @@ def refresh(collection: Collection, rebuild: bool) -> IndexReport:
         with store.transaction():
             if rebuild:
                 store.clear()
+            readable = []
             for name in todo:
-                result = index_file(files[name], collection.name)
+                try:
+                    result = index_file(files[name], collection.name)
+                except WarcError as exc:  # other tools' damaged files: report, index the rest
+                    report.unreadable.append(str(exc))
+                    continue
+                readable.append(name)
                 lines.extend(result.cdxj)
                 for article in result.articles:
                     store.put(article, prefer_existing_capture=True)
@@ -289,7 +301,7 @@ def refresh(collection: Collection, rebuild: bool) -> IndexReport:
                 report.records += result.records
             lines.sort()
             merge_cdxj(collection.cdxj_path, lines, replace=rebuild)
-            store.mark_indexed((name, files[name].stat().st_size) for name in todo)
+            store.mark_indexed((name, files[name].stat().st_size) for name in readable)
         report.articles = store.count()
     return report
 

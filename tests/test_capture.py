@@ -226,3 +226,19 @@ def test_warc_files_roll_over_at_the_configured_size(cfg: Config, site: NewsSite
     check_with_third_party_tools(archive)
     with Store(Collection.at(cfg.root, "news").db_path) as store:
         assert {a.warc_file for a in store.articles()} <= set(names)
+
+
+def test_worker_processes_share_out_hosts_and_write_valid_warcs(cfg: Config, site: NewsSite) -> None:
+    # two host names for the same loopback site: 127.0.0.1 and localhost
+    other = site.url.replace("127.0.0.1", "localhost")
+    urls = [base + p for base in (site.url, other) for p in ("/plain.html", "/gbk.html", "/chunked.html")]
+    report = capture(cfg.replace(processes=2, workers=4), urls, "news")
+    assert report.captured == 6 and report.ok
+    collection = Collection.at(cfg.root, "news")
+    names = [p.name for p in collection.warc_files()]
+    assert len({n.split("-")[2] for n in names}) == 2  # each process names its own files
+    check_with_third_party_tools(collection.archive_dir)
+    with Store(collection.db_path) as store:
+        rows = list(store.articles())
+    assert sorted(r.url for r in rows) == sorted(urls)
+    assert all(r.warc_file in names for r in rows)

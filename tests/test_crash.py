@@ -33,11 +33,12 @@ def start_capture(root: Path) -> subprocess.Popen[str]:
     )
 
 
-def make_root(tmp_path: Path, site: NewsSite, count: int) -> tuple[Path, list[str]]:
+def make_root(tmp_path: Path, site: NewsSite, count: int, processes: int = 1) -> tuple[Path, list[str]]:
     root = tmp_path / "root"
     (root / "seeds").mkdir(parents=True)
-    (root / "config.yaml").write_text(FAST_YAML)
-    urls = [f"{site.url}/slow/{n:03d}" for n in range(count)]
+    (root / "config.yaml").write_text(FAST_YAML + f"  processes: {processes}\n")
+    hosts = (site.url, site.url.replace("127.0.0.1", "localhost"))  # two hosts, for two processes
+    urls = [f"{hosts[n % 2]}/slow/{n:03d}" for n in range(count)]
     for n, url in enumerate(urls):
         (root / "seeds" / f"{n:03d}.txt").write_text(seed_document(url, f"第{n}篇", 1696553101000 + n))
     return root, urls
@@ -55,8 +56,9 @@ def complete_seed_records(archive: Path) -> set[str]:
     return ids
 
 
-def test_sigkill_at_random_moments_then_resume(tmp_path: Path, site: NewsSite) -> None:
-    root, urls = make_root(tmp_path, site, 60)
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigkill_at_random_moments_then_resume(tmp_path: Path, site: NewsSite, processes: int) -> None:
+    root, urls = make_root(tmp_path, site, 60, processes)
     archive = root / "collections" / "news" / "archive"
     rng = random.Random(20231006)
     survivors: set[str] = set()
@@ -92,8 +94,9 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, site: NewsSite) -
         assert f"WARC-Target-URI: {row.url}\r\n".encode() in gzip.decompress(head)
 
 
-def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, site: NewsSite) -> None:
-    root, urls = make_root(tmp_path, site, 60)
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, site: NewsSite, processes: int) -> None:
+    root, urls = make_root(tmp_path, site, 60, processes)
     process = start_capture(root)
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
