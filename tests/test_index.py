@@ -115,3 +115,21 @@ def test_other_tools_warcs_index_to_pywbs_keys_timestamps_and_offsets(name: str,
         return key, stamp, fields["offset"], fields["length"]
 
     assert sorted(essentials(line) for line in ours) == sorted(essentials(line) for line in theirs)
+
+
+def test_index_reads_other_tools_files_and_skips_broken_ones(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from archiver.cli import cli
+
+    archive = tmp_path / "collections" / "mixed" / "archive"
+    archive.mkdir(parents=True)
+    for name in ("example.warc.gz", "iana.warc.gz", "example.arc.gz", "example-bad.warc.gz.bad"):
+        shutil.copy(PYWB / "warcs" / name, archive / name.replace(".bad", ""))
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "index", "-c", "mixed"])
+    assert result.exit_code == 1, result.output
+    assert "skipped example-bad.warc.gz: cannot be read" in result.output
+    assert "archiver verify" in result.output
+    cdxj = lines(tmp_path / "collections" / "mixed" / "indexes" / "index.cdxj")
+    assert {json.loads(line.split(" ", 2)[2])["filename"] for line in cdxj} == {
+        "example.warc.gz", "iana.warc.gz", "example.arc.gz"}
