@@ -100,7 +100,7 @@ def replay_urls(cfg: Config, base_url: str, collection_name: str | None = None) 
     collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     if not collection.db_path.exists():
         return []
-    with Store(collection.db_path) as store:
+    with Store(collection.db_path, readonly=True) as store:
         return [(base_url + a.replay_path, _label(a)) for a in store.articles() if a.replay_path]
 
 

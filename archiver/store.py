@@ -68,8 +68,11 @@ CREATE TABLE IF NOT EXISTS warc_files (
 class Store:
     """A connection to one collection's metadata index. Use from one thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
+        if readonly:  # export, status, replay: never change (or drop) what they read
+            self.db = self._open_readonly(path)
+            return
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -84,6 +87,19 @@ class Store:
             raise ConfigError(
                 f"cannot open the metadata index {path}: {exc} (move it aside and run 'archiver index' to rebuild it)"
             ) from exc
+
+    @staticmethod
+    def _open_readonly(path: Path) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot read the metadata index {path}: {exc} (run 'archiver index')") from exc
+        if version != SCHEMA_VERSION:
+            db.close()
+            raise ConfigError(f"the metadata index {path} is from another archiver version "
+                              "(run 'archiver index' to rebuild it from the WARC files)")
+        return db
 
     def close(self) -> None:
         self.db.close()

@@ -78,3 +78,20 @@ def test_any_title_and_url_survive_export_exactly(url: str, title: str) -> None:
         export(cfg, out, "csv", "news")
         row = next(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
         assert row["url"] == safe_cell(url) and row["title"] == safe_cell(title)
+
+
+def test_export_never_changes_the_index_it_reads(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pytest
+
+    from archiver.errors import ConfigError
+
+    cfg = write(tmp_path, article())
+    db = Collection.at(tmp_path, "news").db_path
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 1")  # an index written by an older archiver
+    before = db.read_bytes()
+    with pytest.raises(ConfigError, match="archiver index"):
+        export(cfg, io.StringIO(), "csv", "news")
+    assert db.read_bytes() == before

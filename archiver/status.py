@@ -1,0 +1,81 @@
+"""What each collection holds: seeds captured and failed, WARC files, last capture, leftovers.
+
+It only reads (nothing is mended or rebuilt), so it is safe to run while a capture is writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .config import Config
+from .errors import UsageError
+from .layout import Collection, collection_names
+from .store import Store
+
+
+@dataclass(frozen=True)
+class CollectionStatus:
+    name: str
+    seeds: int = 0
+    captured: int = 0
+    failed: int = 0
+    failed_by_reason: dict[str, int] = field(default_factory=dict)
+    warc_files: int = 0
+    warc_bytes: int = 0
+    unindexed_files: int = 0  # complete WARC files the metadata index has not read yet
+    last_capture_time: str | None = None  # latest capture_time, attempts that failed included
+    open_files: list[str] = field(default_factory=list)  # *.open: being written, or left by a killed run
+    has_index: bool = False
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    root: str
+    collections: list[CollectionStatus]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(cfg: Config, collection_name: str | None = None) -> StatusReport:
+    """The state of `collection_name`, or of every collection under the root when None."""
+    if collection_name is not None:
+        collection = Collection.at(cfg.root, collection_name)
+        if not collection.path.is_dir():
+            raise UsageError(f"no collection {collection.name!r} under {cfg.root}")
+        names = [collection.name]
+    else:
+        names = collection_names(cfg.root)
+    return StatusReport(str(cfg.root), [collection_status(Collection.at(cfg.root, name)) for name in names])
+
+
+def collection_status(collection: Collection) -> CollectionStatus:
+    files = {p.name: p.stat().st_size for p in collection.warc_files()}
+    open_files = [p.name for p in collection.open_files()]
+    if not collection.db_path.exists():  # opening the Store would create an empty index
+        return CollectionStatus(collection.name, warc_files=len(files), warc_bytes=sum(files.values()),
+                                unindexed_files=len(files), open_files=open_files)
+    with Store(collection.db_path, readonly=True) as store:
+        db = store.db
+        seeds, captured, last = db.execute(
+            "SELECT count(*), count(CASE WHEN coalesce(error, '') = '' THEN 1 END), max(nullif(capture_time, ''))"
+            " FROM articles"
+        ).fetchone()
+        reasons = dict(db.execute(
+            "SELECT error, count(*) FROM articles WHERE coalesce(error, '') <> '' GROUP BY error ORDER BY error"
+        ).fetchall())
+        indexed = store.indexed_files()
+    return CollectionStatus(
+        name=collection.name,
+        seeds=seeds,
+        captured=captured,
+        failed=seeds - captured,
+        failed_by_reason=reasons,
+        warc_files=len(files),
+        warc_bytes=sum(files.values()),
+        unindexed_files=sum(1 for name, size in files.items() if indexed.get(name) != size),
+        last_capture_time=last,
+        open_files=open_files,
+        has_index=True,
+    )
