@@ -141,6 +141,8 @@ def _record(results: list[Captured], store: Store, lines: index_mod.PendingLines
     with store.transaction():  # one commit for the batch; the records are durable already
         for result in results:
             store.put(result.article)
+            if result.text:
+                store.put_text(result.article.url, result.article.page_title or result.article.title, result.text)
             lines.add(result.cdxj)
     for result in results:
         article = result.article

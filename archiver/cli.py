@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -24,6 +25,7 @@ from .export import export as export_lib
 from .index import build_index
 from .init import init as init_lib
 from .replay import ReplayServer, replay_urls, start_replay
+from .search import search as search_lib
 from .status import StatusReport
 from .status import status as status_lib
 from .verify import KINDS, Problem
@@ -288,6 +290,28 @@ def verify(ctx: click.Context, files: tuple[Path, ...], collection: str | None) 
     click.echo(f"{report.files} files, {report.records} records verified, {len(report.problems)} problems")
     if report.problems:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("-c", "--collection", help=COLLECTION_HELP)
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="most results shown")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.pass_context
+def search(ctx: click.Context, query: tuple[str, ...], collection: str | None, limit: int, fmt: str) -> None:
+    """Full-text search of the captured articles' titles and text, Chinese included.
+
+    Every word of QUERY must occur (as a substring: Chinese needs no spaces). Results are ranked,
+    with a snippet around the match [marked] and the article's replay path.
+    """
+    hits = search_lib(_config(ctx), " ".join(query), collection, limit)
+    for hit in hits:
+        if fmt == "jsonl":
+            click.echo(json.dumps(dataclasses.asdict(hit), ensure_ascii=False))
+        else:
+            click.echo(f"{hit.title or hit.url}\n  {hit.replay_path or hit.url}\n  {hit.snippet}\n")
+    if fmt == "table":
+        click.echo(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", err=True)
 
 
 @cli.command()

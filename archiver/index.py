@@ -59,6 +59,7 @@ class IndexReport:
 class FileIndex:
     cdxj: list[str]
     articles: list[Article]
+    texts: dict[str, str]  # url -> the article's main text, for full-text search
     records: int
 
 
@@ -116,8 +117,15 @@ def index_file(path: Path, collection: str) -> FileIndex:
     except (ArchiveLoadFailed, OSError, ValueError, EOFError, zlib.error) as exc:
         raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
                         f"(run 'archiver verify {path}' for details)") from exc
-    articles = [_article(path, collection, records, *a) for a in attempts]
-    return FileIndex(cdxj, [a for a in articles if a is not None], count)
+    articles: list[Article] = []
+    texts: dict[str, str] = {}
+    for attempt in attempts:
+        found = _article(path, collection, records, *attempt)
+        if found is not None:
+            articles.append(found[0])
+            if found[1]:
+                texts[found[0].url] = found[1]
+    return FileIndex(cdxj, articles, texts, count)
 
 
 def _written(record: object, filename: str, offset: int, length: int) -> Written:
@@ -150,7 +158,7 @@ def _written(record: object, filename: str, offset: int, length: int) -> Written
 
 
 def _article(path: Path, collection: str, records: dict[str, Written], meta: Written,
-             headers: dict[str, str], block: bytes) -> Article | None:
+             headers: dict[str, str], block: bytes) -> tuple[Article, str] | None:
     source = headers.get(SOURCE, "")
     content_type = headers.get("Content-Type", "")
     try:
@@ -165,7 +173,8 @@ def _article(path: Path, collection: str, records: dict[str, Written], meta: Wri
     attempt = SeedRecord(seed, meta.date, headers.get(ERROR, ""), headers.get(LEAD_IMAGE, ""),
                          headers.get(LEAD_IMAGE_STATUS, ""), meta, _int(headers.get(ATTEMPTS, "")))
     page = _read_page(path, response) if response is not None and is_html(response.mime) else None
-    return build_article(collection, attempt, response, page, feed_copy)
+    text = page.text if page is not None and not attempt.error else ""
+    return build_article(collection, attempt, response, page, feed_copy), text
 
 
 def _int(text: str) -> int | None:
@@ -296,7 +305,8 @@ def refresh(collection: Collection, rebuild: bool) -> IndexReport:
                 readable.append(name)
                 lines.extend(result.cdxj)
                 for article in result.articles:
-                    store.put(article, prefer_existing_capture=True)
+                    if store.put(article, prefer_existing_capture=True) and article.url in result.texts:
+                        store.put_text(article.url, article.page_title or article.title, result.texts[article.url])
                 report.files += 1
                 report.records += result.records
             lines.sort()

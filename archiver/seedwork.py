@@ -110,6 +110,7 @@ class Captured:
     article: Article
     cdxj: list[str]
     detail: str = ""  # why it failed, when the reason alone does not say
+    text: str = ""  # the article's main text, for full-text search
 
 
 def seed_error(chain: Chain) -> str:
@@ -199,7 +200,8 @@ def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed) -> Captured:
     attempt = SeedRecord(seed, now, error, lead, lead_status, record, page_chain.attempts or None)
     response = responses[-1] if responses else None
     article = build_article(env.collection.name, attempt, response, page, feed_copy)
-    return Captured(article, [index_mod.cdxj_line(w) for w in indexed])
+    text = page.text if page is not None and not error else ""
+    return Captured(article, [index_mod.cdxj_line(w) for w in indexed], text=text)
 
 
 def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed) -> Captured:

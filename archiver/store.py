@@ -7,6 +7,7 @@ the WARC files alone (`archiver index`).
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -50,13 +51,17 @@ FIELDS = tuple(f.name for f in fields(Article))
 _INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"}
 # Bumped whenever the tables change. The index is derived data: on a mismatch it is dropped and
 # rebuilt from the WARC files by the next capture or index run.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _COLUMNS = ",\n    ".join(
     f"{name} {'INTEGER' if name in _INTEGERS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}" for name in FIELDS
 )
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS articles (
     {_COLUMNS}
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
+    url UNINDEXED, title, text,
+    tokenize = 'trigram'  -- finds Chinese (and any) words without spaces: any 3+ character substring
 );
 CREATE TABLE IF NOT EXISTS warc_files (
     name TEXT PRIMARY KEY,
@@ -80,7 +85,8 @@ class Store:
             # row can be rebuilt from the WARC files (which are fsynced before rows are written)
             self.db.execute("PRAGMA synchronous=NORMAL")
             if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                self.db.executescript("DROP TABLE IF EXISTS articles; DROP TABLE IF EXISTS warc_files;")
+                self.db.executescript(
+                    "DROP TABLE IF EXISTS articles; DROP TABLE IF EXISTS warc_files; DROP TABLE IF EXISTS search;")
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
@@ -120,7 +126,7 @@ class Store:
             raise
         self.db.execute("COMMIT")
 
-    def put(self, article: Article, prefer_existing_capture: bool = False) -> None:
+    def put(self, article: Article, prefer_existing_capture: bool = False) -> bool:
         """Insert or replace the row of `article.url`.
 
         With `prefer_existing_capture`, a failed attempt never replaces a captured row (the
@@ -129,9 +135,16 @@ class Store:
         if prefer_existing_capture and article.error:
             row = self.db.execute("SELECT error FROM articles WHERE url = ?", (article.url,)).fetchone()
             if row is not None and not row[0]:
-                return
+                return False
         marks = ", ".join("?" for _ in FIELDS)
         self.db.execute(f"INSERT OR REPLACE INTO articles ({', '.join(FIELDS)}) VALUES ({marks})", astuple(article))
+        return True
+
+    def put_text(self, url: str, title: str, text: str) -> None:
+        """Index an article's text for search (replacing what was there for that URL)."""
+        rowid = _text_id(url)
+        self.db.execute("DELETE FROM search WHERE rowid = ?", (rowid,))
+        self.db.execute("INSERT INTO search (rowid, url, title, text) VALUES (?, ?, ?, ?)", (rowid, url, title, text))
 
     def get(self, url: str) -> Article | None:
         row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles WHERE url = ?", (url,)).fetchone()
@@ -154,6 +167,7 @@ class Store:
 
     def clear(self) -> None:
         self.db.execute("DELETE FROM articles")
+        self.db.execute("DELETE FROM search")
         self.db.execute("DELETE FROM warc_files")
 
     def indexed_files(self) -> dict[str, int]:
@@ -161,3 +175,8 @@ class Store:
 
     def mark_indexed(self, files: Iterable[tuple[str, int]]) -> None:
         self.db.executemany("INSERT OR REPLACE INTO warc_files (name, size) VALUES (?, ?)", list(files))
+
+
+def _text_id(url: str) -> int:
+    """A stable 63-bit row id for an article's text, so that it can be replaced without a scan."""
+    return int.from_bytes(hashlib.sha1(url.encode("utf-8", "surrogatepass")).digest()[:8], "big") >> 1
