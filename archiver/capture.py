@@ -9,6 +9,7 @@ interrupted run loses nothing it reported, and the next run resumes.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,9 +20,12 @@ from . import index as index_mod
 from . import init as init_mod
 from .config import Config
 from .engines import Engine, ProcessEngine, ThreadEngine
+from .errors import SeedError
+from .feeds import fetch_feed
+from .fetch import Fetcher
 from .layout import Collection, locked
 from .netguard import AddressPolicy
-from .seeds import BadSeed, Seed, iter_seeds
+from .seeds import BadSeed, Seed, check_url, iter_seeds
 from .seedwork import Captured
 from .store import Store
 from .warc import new_record_id, utc_now
@@ -64,8 +68,10 @@ def capture(
     clock: Callable[[], datetime] = utc_now,
     new_id: Callable[[], str] = new_record_id,
     policy: AddressPolicy | None = None,
+    feeds: Iterable[str] = (),
 ) -> CaptureReport:
-    """Capture every seed named by `sources` into the collection; never raises for one bad seed.
+    """Capture every seed named by `sources` and every item of the `feeds` (RSS/Atom URLs)
+    into the collection; never raises for one bad seed.
 
     `clock`, `new_id` and `policy` are for tests; when any is given, capture runs in this
     process (they cannot travel to worker processes).
@@ -81,10 +87,29 @@ def capture(
             engine = ProcessEngine(cfg, collection, run_id)
         else:
             engine = ThreadEngine(cfg, collection, clock, new_id, policy, run_id)
-        return _run(cfg, collection, sources, stdin, on_event or (lambda event: None), engine)
+        seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin))
+        return _run(cfg, collection, seeds, on_event or (lambda event: None), engine)
 
 
-def _run(cfg: Config, collection: Collection, sources: Iterable[str], stdin: IO[str] | None,
+def _feed_items(cfg: Config, feeds: Iterable[str], clock: Callable[[], datetime],
+                policy: AddressPolicy | None) -> Iterator[Seed | BadSeed]:
+    feeds = list(feeds)
+    if not feeds:
+        return
+    fetcher = Fetcher(cfg, clock, policy)
+    try:
+        for url in feeds:
+            try:
+                check_url(url, url)
+            except SeedError as exc:
+                yield BadSeed(url, exc.reason, exc.detail)
+                continue
+            yield from fetch_feed(url, fetcher)
+    finally:
+        fetcher.close()
+
+
+def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
          notify: Callable[[Event], None], engine: Engine) -> CaptureReport:
     report = CaptureReport()
     seen: set[str] = set()
@@ -97,7 +122,7 @@ def _run(cfg: Config, collection: Collection, sources: Iterable[str], stdin: IO[
         files = []
         try:
             try:
-                for seed in _todo(iter_seeds(sources, cfg.root, stdin), store, seen, report, notify):
+                for seed in _todo(seeds, store, seen, report, notify):
                     while not engine.room():
                         record(engine.results(1.0))
                     engine.submit(seed)

@@ -30,6 +30,8 @@ from .status import StatusReport
 from .status import status as status_lib
 from .verify import KINDS, Problem
 from .verify import verify as verify_lib
+from .watch import parse_every
+from .watch import watch as watch_lib
 
 COLLECTION_HELP = "collection name (default: archiver.collection in config.yaml, else 'news')"
 
@@ -113,22 +115,26 @@ def _summary(report: CaptureReport) -> None:
 @click.option("--max-size", type=click.IntRange(1), help="bytes kept of one response [default: 100 MiB]")
 @click.option("--allow-private", is_flag=True, default=None,
               help="allow loopback/private/link-local targets (refused by default: SSRF guard)")
+@click.option("--feed", "feeds", multiple=True, metavar="URL",
+              help="also capture every item of the RSS/Atom feed at URL (repeatable)")
 @click.option("-q", "--quiet", is_flag=True, help="print only failures and the summary")
 @click.pass_context
 def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None, workers: int | None,
-            timeout: float | None, max_size: int | None, allow_private: bool | None, quiet: bool) -> None:
+            timeout: float | None, max_size: int | None, allow_private: bool | None, feeds: tuple[str, ...],
+            quiet: bool) -> None:
     """Capture article pages and lead images into WARC files.
 
-    SOURCES are seed documents, URL-list files (one URL a line, '#' comments), directories of
-    either (searched recursively), http(s) URLs, or '-' for a URL list on stdin.
-    Default: seeds/ in the archive root. Seeds already captured are skipped; failed ones are retried.
+    SOURCES are seed documents, URL-list files (one URL a line, '#' comments), RSS/Atom feed
+    files, directories of these (searched recursively), http(s) article URLs, or '-' for a URL
+    list on stdin. Default: seeds/ in the archive root (unless only --feed is given).
+    Seeds already captured are skipped; failed ones are retried.
 
     Exit status: 0 all captured, 1 some failed (listed), 2 usage or configuration error.
     """
     cfg = _config(ctx, workers=workers, timeout=timeout, max_size=max_size, allow_private=allow_private)
     started = time.monotonic()
-    sources = sources or (str(cfg.root / "seeds"),)
-    report = capture_lib(cfg, sources, collection, stdin=sys.stdin, on_event=_progress(quiet))
+    sources = sources or (() if feeds else (str(cfg.root / "seeds"),))
+    report = capture_lib(cfg, sources, collection, stdin=sys.stdin, on_event=_progress(quiet), feeds=feeds)
     _summary(report)
     click.echo(f"took {time.monotonic() - started:.1f} s", err=True)
     if report.interrupted:
@@ -312,6 +318,52 @@ def search(ctx: click.Context, query: tuple[str, ...], collection: str | None, l
             click.echo(f"{hit.title or hit.url}\n  {hit.replay_path or hit.url}\n  {hit.snippet}\n")
     if fmt == "table":
         click.echo(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", err=True)
+
+
+@cli.command()
+@click.argument("feeds", nargs=-1, required=True)
+@click.option("-c", "--collection", help=COLLECTION_HELP)
+@click.option("--every", default="15m", show_default=True, help="time between rounds: 30s, 15m, 1h, ...")
+@click.option("--allow-private", is_flag=True, default=None, help="allow loopback/private/link-local targets")
+@click.option("-q", "--quiet", is_flag=True, help="print only failures and each round's summary")
+@click.pass_context
+def watch(ctx: click.Context, feeds: tuple[str, ...], collection: str | None, every: str,
+          allow_private: bool | None, quiet: bool) -> None:
+    """Keep capturing the new items of RSS/Atom feeds (URLs or files) until stopped.
+
+    Each round captures the items not captured yet (never the same item twice, across restarts)
+    and retries failed ones. Ctrl-C stops.
+    """
+    cfg = _config(ctx, allow_private=allow_private)
+    interval = parse_every(every)
+
+    def after(number: int, report: CaptureReport) -> None:
+        click.echo(f"round {number}: {report.captured} captured, {len(report.failures)} failed, "
+                   f"{report.skipped} already captured; next in {every}", err=True)
+
+    watch_lib(cfg, feeds, interval, collection, on_round=after, on_event=_progress(quiet))
+
+
+@cli.command("wacz")
+@click.option("-c", "--collection", help=COLLECTION_HELP)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="the .wacz file to write (written to a temporary file and renamed when complete)")
+@click.pass_context
+def wacz_command(ctx: click.Context, collection: str | None, output: Path) -> None:
+    """Package a collection as one WACZ 1.1.1 file, for ReplayWeb.page or pywb.
+
+    The WACZ holds the WARC files as they are (stored, not recompressed), the CDXJ index, a page
+    list (one page per captured article, with its metadata) and a manifest of sha256 hashes.
+    The collection must pass `archiver verify` first; otherwise nothing is written.
+
+    Exit status: 0 written, 1 the collection fails verification (the first problems are listed)
+    or cannot be packaged, 2 usage error.
+    """
+    from .wacz import wacz as wacz_lib
+
+    report = wacz_lib(_config(ctx), collection, output)
+    click.echo(f"wrote {report.output}: {report.warc_files} WARC files, {report.index_lines} index lines, "
+               f"{report.pages} pages, {_human_size(report.bytes)}")
 
 
 @cli.command()

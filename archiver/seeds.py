@@ -210,13 +210,20 @@ def parse_url_list(stream: IO[str], source: str) -> Iterator[Seed | BadSeed]:
 
 
 def read_file(path: Path, label: str) -> Iterator[Seed | BadSeed]:
-    """Seeds from one file, recognised by content: a seed document or a URL list."""
+    """Seeds from one file, recognised by content: a seed document, a URL list or a feed."""
+    from .feeds import MAX_FEED, looks_like_feed, parse_feed  # feeds builds on this module
+
     try:
         size = path.stat().st_size
-        if size > MAX_SEED_DOCUMENT:
-            with path.open("rb") as fh:
-                head = fh.read(4096)
-        else:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+            if looks_like_feed(head):
+                if size > MAX_FEED:
+                    yield BadSeed(label, "invalid_feed", f"feed larger than {MAX_FEED} bytes")
+                    return
+                yield from parse_feed(head + fh.read(), label)
+                return
+        if size <= MAX_SEED_DOCUMENT:
             head = path.read_bytes()
     except OSError as exc:
         yield BadSeed(label, "unreadable", exc.strerror or str(exc))
@@ -239,7 +246,7 @@ def read_file(path: Path, label: str) -> Iterator[Seed | BadSeed]:
         with path.open(encoding="utf-8", errors="replace") as fh:
             yield from parse_url_list(fh, label)
         return
-    yield BadSeed(label, "invalid_seed", "neither a seed document ([title](url) line) nor a URL list")
+    yield BadSeed(label, "invalid_seed", "neither a seed document ([title](url) line), a URL list nor a feed")
 
 
 def _first_entry(text: str) -> str:

@@ -72,6 +72,9 @@ class Handler(BaseHTTPRequestHandler):
         tries[self.path] = tries.get(self.path, 0) + 1
         if path in FAULTS:
             FAULTS[path](self, tries[self.path])
+        elif path == "/feed.xml":  # an RSS feed whose items the test sets: server.feed_items
+            items = self.server.feed_items  # type: ignore[attr-defined]
+            _send(self, 200, rss(f"http://{self.headers['Host']}", items), Content_Type="application/rss+xml")
         elif path.startswith("/slow/"):  # an article or image behind 50 ms of latency
             time.sleep(0.05)
             if path.endswith(".jpg"):
@@ -263,6 +266,7 @@ class NewsSite:
         self.httpd.daemon_threads = True
         self.httpd.hits = []  # type: ignore[attr-defined]
         self.httpd.tries = {}  # type: ignore[attr-defined]
+        self.httpd.feed_items = []  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -278,6 +282,19 @@ class NewsSite:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
+
+
+def rss(base: str, items: list[tuple[str, str]]) -> bytes:
+    """An RSS 2.0 feed of (path, title) items on `base`, each with an image enclosure."""
+    body = "".join(
+        f"<item><title>{title}</title><link>{base}{path}</link>"
+        f"<pubDate>Fri, 06 Oct 2023 00:45:0{n} GMT</pubDate>"
+        f'<enclosure url="{base}/img/og.jpg" type="image/jpeg" length="1"/>'
+        f"<description><![CDATA[<p>{title}的摘要</p>]]></description></item>"
+        for n, (path, title) in enumerate(items)
+    )
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>测试新闻</title>'
+            f"<link>{base}/</link>{body}</channel></rss>").encode()
 
 
 def seed_document(url: str, title: str, epoch_ms: int, image: str = "", body: str = "<p>正文</p>") -> str:
