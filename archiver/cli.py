@@ -58,13 +58,41 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="archiver")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, help="archive root (a pywb working directory)")
+@click.option("-q", "--quiet", is_flag=True, help="no progress; print only problems and results")
+@click.option("-v", "--verbose", is_flag=True, help="report every step (every seed, every file)")
 @click.pass_context
-def cli(ctx: click.Context, root: Path) -> None:
+def cli(ctx: click.Context, root: Path, quiet: bool, verbose: bool) -> None:
     """Preserve news articles: capture them into WARC files, index, replay with pywb, export.
 
     Typical use: archiver init; archiver capture seeds/; archiver replay; archiver export.
+    Progress is shown on a terminal only; --quiet and --verbose work with every command.
     """
-    ctx.obj = {"root": root}
+    ctx.obj = {"root": root, "quiet": quiet, "verbose": verbose and not quiet}
+
+
+class _Live:
+    """A status line rewritten in place on a terminal (never written to files or pipes)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.on = not quiet and sys.stderr.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.on and (force or now - self.last >= 0.1):
+            self.last = now
+            click.echo("\r\x1b[2K" + text, err=True, nl=False)
+            self.shown = True
+
+    def echo(self, line: str) -> None:
+        self.clear()
+        click.echo(line, err=True)
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r\x1b[2K", err=True, nl=False)
+            self.shown = False
 
 
 @cli.command()
@@ -79,16 +107,31 @@ def init(ctx: click.Context, collection: str | None) -> None:
     click.echo(f"archive root ready: {cfg.root}")
 
 
-def _progress(quiet: bool) -> Any:
-    def show(event: Event) -> None:
-        if event.kind == "captured" and not quiet:
-            click.echo(f"captured   {event.url}", err=True)
-        elif event.kind == "skipped" and not quiet:
-            click.echo(f"skipped    {event.url} (already captured)", err=True)
-        elif event.kind in ("failed", "invalid"):
-            what = event.url or event.detail
-            click.echo(f"FAILED     {event.reason:<18} {what}  [{event.source}]", err=True)
-    return show
+class _CaptureProgress:
+    """Capture progress: failures as they happen, every seed with --verbose, and a live count on
+    a terminal."""
+
+    def __init__(self, ctx: click.Context, quiet: bool = False) -> None:
+        self.verbose = ctx.obj.get("verbose", False)
+        self.live = _Live(quiet or ctx.obj.get("quiet", False))
+        self.counts = {"captured": 0, "failed": 0, "skipped": 0}
+        self.started = time.monotonic()
+
+    def __call__(self, event: Event) -> None:
+        counts = self.counts
+        if event.kind in ("failed", "invalid"):
+            counts["failed"] += 1
+            self.live.echo(f"FAILED     {event.reason:<18} {event.url or event.detail}  [{event.source}]")
+        elif event.kind in ("captured", "skipped"):
+            counts[event.kind] += 1
+            if self.verbose:
+                self.live.echo(f"{event.kind:<10} {event.url}")
+        rate = counts["captured"] / max(time.monotonic() - self.started, 1e-6)
+        self.live.show(f"{counts['captured']} captured, {counts['failed']} failed, "
+                       f"{counts['skipped']} already captured ({rate:.0f}/s)")
+
+    def clear(self) -> None:
+        self.live.clear()
 
 
 def _summary(report: CaptureReport) -> None:
@@ -134,7 +177,9 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     cfg = _config(ctx, workers=workers, timeout=timeout, max_size=max_size, allow_private=allow_private)
     started = time.monotonic()
     sources = sources or (() if feeds else (str(cfg.root / "seeds"),))
-    report = capture_lib(cfg, sources, collection, stdin=sys.stdin, on_event=_progress(quiet), feeds=feeds)
+    progress = _CaptureProgress(ctx, quiet)
+    report = capture_lib(cfg, sources, collection, stdin=sys.stdin, on_event=progress, feeds=feeds)
+    progress.clear()
     _summary(report)
     click.echo(f"took {time.monotonic() - started:.1f} s", err=True)
     if report.interrupted:
@@ -152,7 +197,15 @@ def index(ctx: click.Context, collection: str | None) -> None:
     (exit status 1); `archiver verify` says what is wrong with them, record by record.
     """
     cfg = _config(ctx)
-    report = build_index(cfg, collection)
+    live = _Live(ctx.obj.get("quiet", False))
+
+    def progress(done: int, total: int, name: str) -> None:
+        if ctx.obj.get("verbose"):
+            live.echo(f"indexing {name}")
+        live.show(f"indexing {done + 1}/{total}: {name}", force=True)
+
+    report = build_index(cfg, collection, progress)
+    live.clear()
     for line in report.mended:
         click.echo(f"mended {line}", err=True)
     for line in report.unreadable:
@@ -341,7 +394,13 @@ def watch(ctx: click.Context, feeds: tuple[str, ...], collection: str | None, ev
         click.echo(f"round {number}: {report.captured} captured, {len(report.failures)} failed, "
                    f"{report.skipped} already captured; next in {every}", err=True)
 
-    watch_lib(cfg, feeds, interval, collection, on_round=after, on_event=_progress(quiet))
+    progress = _CaptureProgress(ctx, quiet)
+
+    def after_round(number: int, report: CaptureReport) -> None:
+        progress.clear()
+        after(number, report)
+
+    watch_lib(cfg, feeds, interval, collection, on_round=after_round, on_event=progress)
 
 
 @cli.command("wacz")
@@ -375,7 +434,9 @@ def wacz_command(ctx: click.Context, collection: str | None, output: Path) -> No
 def demo(ctx: click.Context, site_port: int, port: int, no_replay: bool) -> None:
     """Offline demo: capture a bundled news site over loopback, then replay it."""
     cfg = _config(ctx)
-    report = demo_lib(cfg, site_port, on_event=_progress(False))
+    progress = _CaptureProgress(ctx)
+    report = demo_lib(cfg, site_port, on_event=progress)
+    progress.clear()
     _summary(report.capture)
     if not report.capture.ok:
         sys.exit(1)

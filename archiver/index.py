@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,7 +265,8 @@ def update_index(cfg: Config, collection_name: str | None = None) -> IndexReport
         return refresh(collection, rebuild=False)
 
 
-def build_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
+def build_index(cfg: Config, collection_name: str | None = None,
+                progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
     """Rebuild both indexes from the WARC files alone."""
     collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     if not collection.exists():
@@ -273,10 +274,11 @@ def build_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
 
         raise UsageError(f"no collection {collection.name!r} under {cfg.root} (capture something first)")
     with locked(collection):
-        return refresh(collection, rebuild=True)
+        return refresh(collection, rebuild=True, progress=progress)
 
 
-def refresh(collection: Collection, rebuild: bool) -> IndexReport:
+def refresh(collection: Collection, rebuild: bool,
+            progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
     """Index what is new (or everything); the caller holds the collection's lock."""
     report = IndexReport(rebuilt=rebuild)
     for leftover in collection.open_files():
@@ -296,7 +298,9 @@ def refresh(collection: Collection, rebuild: bool) -> IndexReport:
             if rebuild:
                 store.clear()
             readable = []
-            for name in todo:
+            for done, name in enumerate(todo):
+                if progress is not None:
+                    progress(done, len(todo), name)
                 try:
                     result = index_file(files[name], collection.name)
                 except WarcError as exc:  # other tools' damaged files: report, index the rest

@@ -118,3 +118,16 @@ def test_demo_captures_the_bundled_site(tmp_path: Path) -> None:
     exported = run(tmp_path, "export", "-c", "demo", "--format", "jsonl").output
     assert "第十届海港灯光节开幕，百艘渔船披彩巡游 - Demo News / 演示新闻" in exported  # the GBK page
     assert exported.count('"lead_image_status": "200"') == 5
+
+
+def test_verbose_lists_every_seed_and_quiet_only_problems(tmp_path: Path, site: NewsSite) -> None:
+    (tmp_path / "config.yaml").write_text(FAST_YAML)
+    urls = [site.url + "/plain.html", site.url + "/gzip.html", site.url + "/missing-page.html"]
+    loud = CliRunner().invoke(cli, ["--root", str(tmp_path), "-v", "capture", "--allow-private", *urls])
+    assert loud.output.count("captured   http") == 2 and "FAILED     http_404" in loud.output
+    quiet = CliRunner().invoke(cli, ["--root", str(tmp_path), "-q", "capture", "--allow-private", *urls])
+    assert "captured   http" not in quiet.output and "skipped" not in quiet.output.split("\n\n")[0]
+    assert "FAILED     http_404" in quiet.output and "0 captured, 1 failed, 2 already captured" in quiet.output
+    assert "\r" not in quiet.output + loud.output  # no live status line when not on a terminal
+    index = CliRunner().invoke(cli, ["--root", str(tmp_path), "-v", "index"])
+    assert index.exit_code == 0 and "indexing archiver-" in index.output
