@@ -10,8 +10,10 @@ article responses whose pages need parsing.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import heapq
 import json
+import multiprocessing as mp
 import os
 import tempfile
 import zlib
@@ -277,6 +279,29 @@ def build_index(cfg: Config, collection_name: str | None = None,
         return refresh(collection, rebuild=True, progress=progress)
 
 
+PARALLEL_BYTES = 32 * 1024 * 1024  # below this, starting worker processes costs more than it saves
+
+
+def _index_one(path: Path, collection: str) -> FileIndex | WarcError:
+    try:
+        return index_file(path, collection)
+    except WarcError as exc:
+        return exc
+
+
+def _index_files(paths: list[Path], collection: str) -> Iterator[tuple[str, FileIndex | WarcError]]:
+    """Each file's index, in order; files are read in parallel processes when there is enough
+    work to use every core (reading and parsing is CPU-bound; the GIL allows one core a process)."""
+    workers = min(os.cpu_count() or 1, len(paths))
+    if workers < 2 or sum(p.stat().st_size for p in paths) < PARALLEL_BYTES:
+        for path in paths:
+            yield path.name, _index_one(path, collection)
+        return
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        for path, result in zip(paths, pool.map(_index_one, paths, [collection] * len(paths)), strict=True):
+            yield path.name, result
+
+
 def refresh(collection: Collection, rebuild: bool,
             progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
     """Index what is new (or everything); the caller holds the collection's lock."""
@@ -298,13 +323,11 @@ def refresh(collection: Collection, rebuild: bool,
             if rebuild:
                 store.clear()
             readable = []
-            for done, name in enumerate(todo):
+            for done, (name, result) in enumerate(_index_files([files[n] for n in todo], collection.name)):
                 if progress is not None:
                     progress(done, len(todo), name)
-                try:
-                    result = index_file(files[name], collection.name)
-                except WarcError as exc:  # other tools' damaged files: report, index the rest
-                    report.unreadable.append(str(exc))
+                if isinstance(result, WarcError):  # other tools' damaged files: report, index the rest
+                    report.unreadable.append(str(result))
                     continue
                 readable.append(name)
                 lines.extend(result.cdxj)

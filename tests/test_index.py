@@ -133,3 +133,19 @@ def test_index_reads_other_tools_files_and_skips_broken_ones(tmp_path: Path) -> 
     cdxj = lines(tmp_path / "collections" / "mixed" / "indexes" / "index.cdxj")
     assert {json.loads(line.split(" ", 2)[2])["filename"] for line in cdxj} == {
         "example.warc.gz", "iana.warc.gz", "example.arc.gz"}
+
+
+def test_parallel_indexing_gives_the_same_indexes(cfg: Config, collection: Collection,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import archiver.index as index_mod
+
+    serial = build_index(cfg, "news")
+    cdxj = collection.cdxj_path.read_text()
+    with Store(collection.db_path) as store:
+        rows = list(store.articles())
+    monkeypatch.setattr(index_mod, "PARALLEL_BYTES", 0)  # worker processes even for small files
+    parallel = build_index(cfg, "news")
+    assert (parallel.files, parallel.records) == (serial.files, serial.records)
+    assert collection.cdxj_path.read_text() == cdxj
+    with Store(collection.db_path) as store:
+        assert list(store.articles()) == rows
