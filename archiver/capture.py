@@ -24,6 +24,7 @@ from .errors import SeedError
 from .feeds import fetch_feed
 from .fetch import Fetcher
 from .layout import Collection, locked
+from .listing import write_listing
 from .netguard import AddressPolicy
 from .seeds import BadSeed, Seed, check_url, iter_seeds
 from .seedwork import Captured
@@ -137,6 +138,8 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
             files = engine.close()
         # every file of the run is complete: its records join the replay index
         index_mod.add_files(collection, store, files, lines)
+        # the collection page's JSON (listing.py): rewritten when the run added files, or missing
+        write_listing(collection, store, changed=bool(files))
     return report
 
 

@@ -30,6 +30,7 @@ from .config import Config
 from .errors import SeedError, WarcError
 from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
 from .layout import Collection, locked
+from .listing import write_listing
 from .seeds import Seed, parse_seed_document
 from .store import Article, Store
 from .warc import (
@@ -340,6 +341,7 @@ def refresh(collection: Collection, rebuild: bool,
             merge_cdxj(collection.cdxj_path, lines, replace=rebuild)
             store.mark_indexed((name, files[name].stat().st_size) for name in readable)
         report.articles = store.count()
+        write_listing(collection, store)  # the collection page's JSON (listing.py)
     return report
 
 
