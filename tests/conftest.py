@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from archiver.capture import capture
 from archiver.config import Config
+from archiver.layout import Collection
 
-from .newsite import NewsSite
+from .newsite import NewsSite, seed_document
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -89,3 +91,13 @@ def clock() -> Callable[[], datetime]:
 def new_id() -> Callable[[], str]:
     counter = itertools.count(1)
     return lambda: f"<urn:uuid:00000000-0000-4000-8000-{next(counter):012d}>"
+
+
+def capture_pages(cfg: Config, site: NewsSite, pages: list[str], name: str = "news") -> Collection:
+    """A collection made by capturing a seed document for each of the site's `pages`."""
+    seeds = cfg.root / "seeds"
+    seeds.mkdir(exist_ok=True)
+    for n, page in enumerate(pages):
+        (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n))
+    capture(cfg, [str(seeds)], name)
+    return Collection.at(cfg.root, name)

@@ -14,8 +14,8 @@ from archiver.layout import Collection
 from archiver.store import Store
 from archiver.warc import OPEN_SUFFIX, iter_members, mend
 
-from .conftest import SHARED
-from .newsite import NewsSite, seed_document
+from .conftest import SHARED, capture_pages
+from .newsite import NewsSite
 from .warcs import check_with_third_party_tools
 
 PYWB = SHARED / "real-warcs" / "pywb"
@@ -27,12 +27,7 @@ def lines(path: Path) -> list[str]:
 
 @pytest.fixture
 def collection(cfg: Config, site: NewsSite) -> Collection:
-    seeds = cfg.root / "seeds"
-    seeds.mkdir()
-    for n, page in enumerate(["/plain.html", "/gbk.html", "/redirect", "/gone.html"]):
-        (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n))
-    capture(cfg, [str(seeds)], "news")
-    return Collection.at(cfg.root, "news")
+    return capture_pages(cfg, site, ["/plain.html", "/gbk.html", "/redirect", "/gone.html"])
 
 
 def test_cdxj_is_sorted_and_points_at_real_records(collection: Collection) -> None:

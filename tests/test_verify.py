@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archiver.capture import capture
 from archiver.cli import cli
 from archiver.config import Config
 from archiver.errors import UsageError
@@ -26,8 +25,8 @@ from archiver.layout import Collection
 from archiver.verify import KINDS, VerifyReport, verify
 from archiver.warc import OPEN_SUFFIX
 
-from .conftest import SHARED
-from .newsite import NewsSite, seed_document
+from .conftest import SHARED, capture_pages
+from .newsite import NewsSite
 from .warcs import BIN
 
 WARCIO = SHARED / "real-warcs" / "warcio"
@@ -275,12 +274,7 @@ def test_a_big_record_is_streamed_not_loaded(tmp_path: Path) -> None:
 
 @pytest.fixture
 def collection(cfg: Config, site: NewsSite) -> Collection:
-    seeds = cfg.root / "seeds"
-    seeds.mkdir()
-    for n, page in enumerate(["/plain.html", "/chunked.html", "/redirect", "/gone.html"]):
-        (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n))
-    capture(cfg, [str(seeds)], "news")
-    return Collection.at(cfg.root, "news")
+    return capture_pages(cfg, site, ["/plain.html", "/chunked.html", "/redirect", "/gone.html"])
 
 
 def edit_cdxj(collection: Collection, url_suffix: str, **changes: str) -> dict:
