@@ -29,6 +29,7 @@ from .netguard import AddressPolicy
 from .seeds import BadSeed, Seed, check_url, iter_seeds
 from .seedwork import Captured
 from .store import Store
+from .textindex import TextIndexWriter
 from .warc import new_record_id, utc_now
 
 
@@ -115,10 +116,11 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
     report = CaptureReport()
     seen: set[str] = set()
     # the replay-index lines of this run's records, unsorted, kept on disk (memory stays flat)
-    with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines:
+    with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines, \
+            TextIndexWriter(collection.search_path) as texts:
 
         def record(results: list[Captured]) -> None:
-            _record(results, store, lines, report, notify)
+            _record(results, store, texts, lines, report, notify)
 
         files = []
         try:
@@ -162,15 +164,15 @@ def _todo(items: Iterator[Seed | BadSeed], store: Store, seen: set[str], report:
             yield item
 
 
-def _record(results: list[Captured], store: Store, lines: index_mod.PendingLines,
+def _record(results: list[Captured], store: Store, texts: TextIndexWriter, lines: index_mod.PendingLines,
             report: CaptureReport, notify: Callable[[Event], None]) -> None:
     if not results:
         return
     with store.transaction():  # one commit for the batch; the records are durable already
         for result in results:
             store.put(result.article)
-            if result.text:
-                store.put_text(result.article.url, result.article.page_title or result.article.title, result.text)
+            if result.text:  # indexed by a thread of its own, on the other core
+                texts.add(result.article.url, result.article.page_title or result.article.title, result.text)
             lines.add(result.cdxj)
     for result in results:
         article = result.article

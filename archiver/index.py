@@ -33,6 +33,7 @@ from .layout import Collection, locked
 from .listing import write_listing
 from .seeds import Seed, parse_seed_document
 from .store import Article, Store
+from .textindex import TextIndexWriter
 from .warc import (
     ATTEMPTS,
     ERROR,
@@ -320,7 +321,7 @@ def refresh(collection: Collection, rebuild: bool,
         if not todo and not rebuild:
             return report
         lines: list[str] = []
-        with store.transaction():
+        with store.transaction(), TextIndexWriter(collection.search_path, clear=rebuild) as texts:
             if rebuild:
                 store.clear()
             readable = []
@@ -334,7 +335,7 @@ def refresh(collection: Collection, rebuild: bool,
                 lines.extend(result.cdxj)
                 for article in result.articles:
                     if store.put(article, prefer_existing_capture=True) and article.url in result.texts:
-                        store.put_text(article.url, article.page_title or article.title, result.texts[article.url])
+                        texts.add(article.url, article.page_title or article.title, result.texts[article.url])
                 report.files += 1
                 report.records += result.records
             lines.sort()

@@ -53,6 +53,10 @@ class Collection:
     def db_path(self) -> Path:
         return self.indexes_dir / "metadata.sqlite"
 
+    @property
+    def search_path(self) -> Path:
+        return self.indexes_dir / "search.sqlite"
+
     def exists(self) -> bool:
         return self.archive_dir.is_dir()
 

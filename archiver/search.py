@@ -8,12 +8,14 @@ matched as plain substrings, which scans the texts: slower on large collections,
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from dataclasses import dataclass
 
 from .config import Config
 from .errors import UsageError
 from .layout import Collection
 from .store import Store
+from .textindex import open_readonly
 
 SNIPPET_CHARS = 40
 
@@ -52,12 +54,15 @@ def search(cfg: Config, query: str, collection_name: str | None = None, limit: i
     order = "bm25(search)" if long_terms else "a.seed_timestamp DESC"
     sql = (
         "SELECT s.url, s.title, s.text, a.replay_path, a.seed_time, a.capture_time "
-        "FROM search AS s JOIN articles AS a ON a.url = s.url "
+        "FROM search AS s JOIN meta.articles AS a ON a.url = s.url "
         f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
     )
     params.append(limit)
-    with Store(collection.db_path, readonly=True) as store:
-        rows = store.db.execute(sql, params).fetchall()
+    if not collection.search_path.exists():
+        return []
+    with Store(collection.db_path, readonly=True) as store, closing(open_readonly(collection.search_path)) as db:
+        db.execute("ATTACH DATABASE ? AS meta", (store.path.resolve().as_uri() + "?mode=ro",))
+        rows = db.execute(sql, params).fetchall()
     return [Hit(url, title, _snippet(text, terms), replay, seed_time, capture_time)
             for url, title, text, replay, seed_time, capture_time in rows]
 

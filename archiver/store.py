@@ -7,7 +7,6 @@ the WARC files alone (`archiver index`).
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -51,18 +50,13 @@ FIELDS = tuple(f.name for f in fields(Article))
 _INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"}
 # Bumped whenever the tables change. The index is derived data: on a mismatch it is dropped and
 # rebuilt from the WARC files by the next capture or index run.
-SCHEMA_VERSION = 3
-SEARCH_CHARS = 4_000  # of each article's main text go into the full-text index (most Chinese news articles are shorter)
+SCHEMA_VERSION = 4
 _COLUMNS = ",\n    ".join(
     f"{name} {'INTEGER' if name in _INTEGERS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}" for name in FIELDS
 )
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS articles (
     {_COLUMNS}
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
-    url UNINDEXED, title, text,
-    tokenize = 'trigram'  -- finds Chinese (and any) words without spaces: any 3+ character substring
 );
 CREATE TABLE IF NOT EXISTS warc_files (
     name TEXT PRIMARY KEY,
@@ -141,18 +135,6 @@ class Store:
         self.db.execute(f"INSERT OR REPLACE INTO articles ({', '.join(FIELDS)}) VALUES ({marks})", astuple(article))
         return True
 
-    def put_text(self, url: str, title: str, text: str) -> None:
-        """Index an article's text for search (replacing what was there for that URL).
-
-        Only the first SEARCH_CHARS characters: the trigram index costs about 0.6 ms per
-        thousand characters, and a news article's text rarely runs longer (a 30,000-character
-        page would cost more than the rest of its capture).
-        """
-        rowid = _text_id(url)
-        self.db.execute("DELETE FROM search WHERE rowid = ?", (rowid,))
-        self.db.execute("INSERT INTO search (rowid, url, title, text) VALUES (?, ?, ?, ?)",
-                        (rowid, url, title, text[:SEARCH_CHARS]))
-
     def get(self, url: str) -> Article | None:
         row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles WHERE url = ?", (url,)).fetchone()
         return Article(*row) if row else None
@@ -174,7 +156,6 @@ class Store:
 
     def clear(self) -> None:
         self.db.execute("DELETE FROM articles")
-        self.db.execute("DELETE FROM search")
         self.db.execute("DELETE FROM warc_files")
 
     def indexed_files(self) -> dict[str, int]:
@@ -183,7 +164,3 @@ class Store:
     def mark_indexed(self, files: Iterable[tuple[str, int]]) -> None:
         self.db.executemany("INSERT OR REPLACE INTO warc_files (name, size) VALUES (?, ?)", list(files))
 
-
-def _text_id(url: str) -> int:
-    """A stable 63-bit row id for an article's text, so that it can be replaced without a scan."""
-    return int.from_bytes(hashlib.sha1(url.encode("utf-8", "surrogatepass")).digest()[:8], "big") >> 1

@@ -1,0 +1,126 @@
+"""The full-text index of a collection: `indexes/search.sqlite`, SQLite FTS5 with the trigram
+tokenizer (it finds any substring of 3+ characters, so Chinese needs no word segmentation).
+
+It lives in a file of its own and is written by a thread of its own: indexing costs about
+0.65 microseconds a character, more than the rest of a capture, and SQLite lets go of the GIL
+while it works, so a writer thread with its own database file runs on the other core instead of
+holding up capture (or index) and the metadata index's writer. Like every index here it is
+derived data: `archiver index` rebuilds it from the WARC files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import sqlite3
+import threading
+from pathlib import Path
+
+from .errors import ConfigError
+
+SCHEMA_VERSION = 1
+SEARCH_CHARS = 4_000  # of each article's main text are indexed (most Chinese news articles are shorter)
+BATCH = 200  # texts written per transaction
+
+_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
+    url UNINDEXED, title, text,
+    tokenize = 'trigram'
+);
+"""
+
+
+def _text_id(url: str) -> int:
+    """A stable 63-bit row id for an article's text, so that it can be replaced without a scan."""
+    return int.from_bytes(hashlib.sha1(url.encode("utf-8", "surrogatepass")).digest()[:8], "big") >> 1
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read the search index {path}: {exc} (run 'archiver index')") from exc
+    if version != SCHEMA_VERSION:
+        db.close()
+        raise ConfigError(f"the search index {path} is from another archiver version (run 'archiver index')")
+    return db
+
+
+class TextIndexWriter:
+    """Adds article texts to the search index from a background thread.
+
+    `add()` queues (bounded: a slow disk slows the producer rather than filling memory);
+    `close()` waits until everything queued is written. Errors in the thread are raised by
+    `close()`.
+    """
+
+    def __init__(self, path: Path, clear: bool = False) -> None:
+        self.path = path
+        self._queue: queue.Queue[tuple[str, str, str] | None] = queue.Queue(maxsize=2 * BATCH)
+        self._error: BaseException | None = None
+        db = self._connect()
+        if clear:
+            db.execute("DELETE FROM search")
+        db.close()
+        self._thread = threading.Thread(target=self._run, name="search-index", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                db.execute("DROP TABLE IF EXISTS search")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot open the search index {self.path}: {exc} "
+                              "(move it aside and run 'archiver index')") from exc
+        return db
+
+    def add(self, url: str, title: str, text: str) -> None:
+        if self._error is None:
+            self._queue.put((url, title, text[:SEARCH_CHARS]))
+
+    def _run(self) -> None:
+        db = self._connect()
+        try:
+            done = False
+            while not done:
+                batch = [self._queue.get()]
+                while len(batch) < BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                done = batch[-1] is None
+                items = [item for item in batch if item is not None]
+                db.execute("BEGIN")
+                for url, title, text in items:
+                    rowid = _text_id(url)
+                    db.execute("DELETE FROM search WHERE rowid = ?", (rowid,))
+                    db.execute("INSERT INTO search (rowid, url, title, text) VALUES (?, ?, ?, ?)",
+                               (rowid, url, title, text))
+                db.execute("COMMIT")
+        except BaseException as exc:
+            self._error = exc
+            while True:  # keep draining, so that add() never blocks forever
+                if self._queue.get() is None:
+                    break
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise ConfigError(f"the search index {self.path} could not be written: {self._error} "
+                              "(run 'archiver index' to rebuild it)") from self._error
+
+    def __enter__(self) -> TextIndexWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
