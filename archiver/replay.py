@@ -1,7 +1,9 @@
-"""Replay: run pywb's `wayback` over the archive root, in a process of its own.
+"""Replay: serve the archive root with pywb, in a process of its own.
 
-pywb monkey-patches sockets and threads with gevent when it is imported; keeping it in its own
-process keeps that away from archiver's capture code.
+The process runs `archiver.replay_server` (pywb's replay app, served so that keep-alive requests
+are answered without pywb's 40 ms stall; see that module). pywb monkey-patches sockets and threads
+with gevent when it is imported; keeping it in its own process keeps that away from archiver's
+capture code, and no other module of archiver imports pywb.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from .layout import Collection
 from .store import Article, Store
 
 PR_SET_PDEATHSIG = 1
-_WAYBACK = "import sys; from pywb.apps.cli import wayback; sys.exit(wayback())"
+SERVER_MODULE = "archiver.replay_server"
 
 
 @dataclass
 class ReplayServer:
-    """A running pywb; stop it with `stop()` or use it as a context manager."""
+    """A running replay server (pywb); stop it with `stop()` or use it as a context manager."""
 
     process: subprocess.Popen[bytes]
     host: str
@@ -75,7 +77,9 @@ def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup
         raise UsageError(f"{cfg.root} is not an archive root (run 'archiver init' there)")
     install_templates(cfg.root)  # roots made before a template fix get it too
     log = log_path.open("ab") if log_path else subprocess.DEVNULL
-    args = [sys.executable, "-c", _WAYBACK, "--bind", host, "--port", str(port), "--directory", str(cfg.root)]
+    # -P: the root is the child's working directory, and nothing in it may shadow a module
+    args = [sys.executable, "-P", "-m", SERVER_MODULE, "--bind", host, "--port", str(port),
+            "--directory", str(cfg.root)]
     process = subprocess.Popen(args, cwd=cfg.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                preexec_fn=_die_with_parent)
     server = ReplayServer(process, host, port, log_path)
