@@ -11,19 +11,17 @@ capture process, which alone writes the indexes.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import ctypes
-import ctypes.util
 import multiprocessing as mp
 import os
 import queue
 import signal
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from .children import die_with_parent
 from .config import Config
 from .fetch import Fetcher
 from .layout import Collection
@@ -119,7 +117,7 @@ class ProcessEngine:
             inbox = context.Queue()
             process = context.Process(
                 target=_process_main, name=f"archiver-capture-{index}", daemon=True,
-                args=(index, worker_cfg, collection, f"{run_id}{index}", inbox, self.outbox),
+                args=(index, worker_cfg, collection, f"{run_id}{index}", inbox, self.outbox, os.getpid()),
             )
             process.start()
             self.inboxes.append(inbox)
@@ -190,17 +188,12 @@ class ProcessEngine:
         return self.finished
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: a killed capture takes its workers along
-
-
-def _process_main(index: int, cfg: Config, collection: Collection, run_id: str, inbox: Any, outbox: Any) -> None:
+def _process_main(index: int, cfg: Config, collection: Collection, run_id: str, inbox: Any, outbox: Any,
+                  parent: int) -> None:
     """A worker process: capture the seeds it is sent with threads; close its files at the end."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the capture process decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: os._exit(143))  # killed: the next run mends our files
-    _die_with_parent()
+    die_with_parent(parent)  # a killed capture takes its workers along
     engine = ThreadEngine(cfg, collection, utc_now, new_record_id, None, run_id)
     pool_done = engine.pool
 

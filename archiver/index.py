@@ -26,6 +26,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from .articles import SeedRecord, build_article, timestamp14_of
+from .children import worker_init
 from .config import Config
 from .errors import SeedError, WarcError
 from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
@@ -299,7 +300,8 @@ def _index_files(paths: list[Path], collection: str) -> Iterator[tuple[str, File
         for path in paths:
             yield path.name, _index_one(path, collection)
         return
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
+                                initargs=(os.getpid(),)) as pool:
         for path, result in zip(paths, pool.map(_index_one, paths, [collection] * len(paths)), strict=True):
             yield path.name, result
 

@@ -8,9 +8,6 @@ capture code, and no other module of archiver imports pywb.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import signal
 import subprocess
 import sys
 import time
@@ -19,13 +16,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .children import die_with_parent
 from .config import Config
 from .errors import ReplayError, UsageError
 from .init import install_templates
 from .layout import Collection
 from .store import Article, Store
 
-PR_SET_PDEATHSIG = 1
 SERVER_MODULE = "archiver.replay_server"
 
 
@@ -59,17 +56,6 @@ class ReplayServer:
         self.stop()
 
 
-def _die_with_parent() -> None:
-    """In the child: ask Linux to send SIGTERM when archiver dies, so pywb is never orphaned.
-
-    Linux sends it when the *thread* that started the child ends: start replay from a thread
-    that lives as long as the server (the CLI uses its main thread).
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup_timeout: float = 60.0,
                  log_path: Path | None = None) -> ReplayServer:
     """Start pywb over `cfg.root` and wait until it answers."""
@@ -81,7 +67,7 @@ def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup
     args = [sys.executable, "-P", "-m", SERVER_MODULE, "--bind", host, "--port", str(port),
             "--directory", str(cfg.root)]
     process = subprocess.Popen(args, cwd=cfg.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                               preexec_fn=_die_with_parent)
+                               preexec_fn=die_with_parent)
     server = ReplayServer(process, host, port, log_path)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:

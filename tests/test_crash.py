@@ -124,3 +124,29 @@ def test_sigterm_stops_like_ctrl_c(tmp_path: Path, site: NewsSite) -> None:
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
     assert not list((root / "collections" / "news" / "archive").glob("*" + OPEN_SUFFIX))
+
+
+def test_no_worker_process_outlives_a_killed_capture(tmp_path: Path, site: NewsSite) -> None:
+    root, _ = make_root(tmp_path, site, 40, processes=2)
+    before = _spawned()
+    for delay in (0.05, 0.3, 0.8):  # while the workers start, and while they work
+        process = start_capture(root)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _spawned() - before:
+            time.sleep(0.1)
+        assert not _spawned() - before, f"worker processes outlived the capture killed after {delay} s"
+
+
+def _spawned() -> set[str]:
+    """Live processes started by multiprocessing's spawn (capture's worker processes among them)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.add(entry.name)
+        except OSError:
+            continue
+    return found

@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 
 from archiver.capture import capture
+from archiver.children import die_with_parent
 from archiver.config import Config
 from archiver.init import init
 from archiver.layout import Collection
-from archiver.replay import _die_with_parent, start_replay
+from archiver.replay import start_replay
 from archiver.store import Store
 
 from .newsite import NewsSite, seed_document
@@ -152,7 +153,7 @@ def wayback(root: Path, log_path: Path) -> Iterator[int]:
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", WAYBACK, "--bind", "127.0.0.1", "--port", str(port), "--directory", str(root)],
-            cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent)
+            cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent)
     try:
         deadline = time.monotonic() + 60
         while True:
