@@ -265,7 +265,13 @@ def export(ctx: click.Context, collection: str | None, fmt: str, output: Path | 
     """
     cfg = _config(ctx)
     filters = Filters.parse(since, until, time_field, statuses, hosts)
-    count = export_lib(cfg, output or sys.stdout, fmt, collection, filters)
+    live = _Live(ctx.obj.get("quiet", False) or output is None)  # stdout may be the terminal
+
+    def progress(rows: int) -> None:
+        live.show(f"exported {rows} rows")
+
+    count = export_lib(cfg, output or sys.stdout, fmt, collection, filters, progress)
+    live.clear()
     if output is not None:
         click.echo(f"wrote {count} {'lines' if fmt == 'cdxj' else 'rows'} to {output}", err=True)
 
@@ -343,9 +349,19 @@ def verify(ctx: click.Context, files: tuple[Path, ...], collection: str | None) 
     cfg = _config(ctx)
 
     def show(problem: Problem) -> None:  # as found: a 1 GB collection takes a while
+        if live.shown:
+            live.clear()
         click.echo(str(problem))
 
-    report = verify_lib(cfg, collection, list(files), on_problem=show)
+    live = _Live(ctx.obj.get("quiet", False))
+
+    def progress(done: int, total: int, name: str) -> None:
+        if ctx.obj.get("verbose"):
+            live.echo(f"verifying {name}")
+        live.show(f"verifying {done + 1}/{total}: {name}", force=True)
+
+    report = verify_lib(cfg, collection, list(files), on_problem=show, progress=progress)
+    live.clear()
     click.echo(f"{report.files} files, {report.records} records verified, {len(report.problems)} problems")
     if report.problems:
         sys.exit(1)
@@ -420,7 +436,15 @@ def wacz_command(ctx: click.Context, collection: str | None, output: Path) -> No
     """
     from .wacz import wacz as wacz_lib
 
-    report = wacz_lib(_config(ctx), collection, output)
+    live = _Live(ctx.obj.get("quiet", False))
+
+    def progress(done: int, total: int, name: str) -> None:
+        live.show(f"{done + 1}/{total}: {name}", force=True)
+
+    try:
+        report = wacz_lib(_config(ctx), collection, output, progress)
+    finally:
+        live.clear()
     click.echo(f"wrote {report.output}: {report.warc_files} WARC files, {report.index_lines} index lines, "
                f"{report.pages} pages, {_human_size(report.bytes)}")
 

@@ -202,7 +202,7 @@ def _where(filters: Filters, db: sqlite3.Connection) -> tuple[str, list[object]]
 # --- export ----------------------------------------------------------------------------------
 
 def export(cfg: Config, out: IO[str] | Path, fmt: str = "csv", collection_name: str | None = None,
-           filters: Filters | None = None) -> int:
+           filters: Filters | None = None, progress: Callable[[int], None] | None = None) -> int:
     """Write the collection's rows that pass `filters` to `out`; return how many were written.
 
     `out` is a text stream, or a Path that is then written atomically (a temporary file renamed
@@ -224,9 +224,18 @@ def export(cfg: Config, out: IO[str] | Path, fmt: str = "csv", collection_name: 
         cursor = store.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles{where} {_ORDER}", params)
         if isinstance(out, Path) and fmt == "parquet":
             with _replacing(out) as tmp:
-                return _write_parquet(cursor, tmp)
+                return _write_parquet(cursor, tmp, progress)
+        rows: Iterator[tuple[Any, ...]] = cursor if progress is None else _counted(cursor, progress)
         with _text_output(out) as stream:
-            return _write_text(cursor, stream, fmt)
+            return _write_text(rows, stream, fmt)
+
+
+def _counted(rows: Iterator[tuple[Any, ...]], progress: Callable[[int], None],
+             every: int = 10_000) -> Iterator[tuple[Any, ...]]:
+    for number, row in enumerate(rows, 1):
+        if number % every == 0:
+            progress(number)
+        yield row
 
 
 def _write_text(rows: Iterator[tuple[Any, ...]], out: IO[str], fmt: str) -> int:
@@ -375,7 +384,7 @@ def parquet_schema() -> Any:
     return pa.schema(columns)
 
 
-def _write_parquet(cursor: sqlite3.Cursor, path: Path) -> int:
+def _write_parquet(cursor: sqlite3.Cursor, path: Path, progress: Callable[[int], None] | None = None) -> int:
     # imported here: pyarrow is large, and only this format needs it
     import pyarrow.parquet as pq
 
@@ -386,6 +395,8 @@ def _write_parquet(cursor: sqlite3.Cursor, path: Path) -> int:
             writer.write_batch(_record_batch(schema, batch))
             count += len(batch)
             del batch  # dropped before the next is fetched: one batch in memory at a time
+            if progress is not None:
+                progress(count)
     return count
 
 

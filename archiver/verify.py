@@ -939,7 +939,10 @@ def _row_problem(names: set[str], records: dict[tuple[str, int], _Record], file:
     return ""
 
 
-def _verify_collection(cfg: Config, name: str, out: _Out) -> None:
+Progress = Callable[[int, int, str], None]  # (done, total, what is being read)
+
+
+def _verify_collection(cfg: Config, name: str, out: _Out, progress: Progress | None = None) -> None:
     collection = Collection.at(cfg.root, name)
     if not collection.exists():
         raise UsageError(f"no collection {collection.name!r} under {cfg.root}")
@@ -947,7 +950,9 @@ def _verify_collection(cfg: Config, name: str, out: _Out) -> None:
         out.problem(leftover.name, None, "open_file",
                     "still being written, or left by a killed capture; `archiver index` mends it")
     files = collection.warc_files()
-    for path in files:
+    for done, path in enumerate(files):
+        if progress is not None:
+            progress(done, len(files), path.name)
         out.report.records += _verify_file(path, path.name, out)
         out.report.files += 1
     records = out.records if out.records is not None else {}
@@ -957,7 +962,7 @@ def _verify_collection(cfg: Config, name: str, out: _Out) -> None:
 
 
 def verify(cfg: Config, collection_name: str | None, files: list[Path], *,
-           on_problem: Callable[[Problem], None] | None = None) -> VerifyReport:
+           on_problem: Callable[[Problem], None] | None = None, progress: Progress | None = None) -> VerifyReport:
     """Check `files`; with none, the collection's WARC files and its two indexes against them.
 
     Problems are returned (and passed to `on_problem` as they are found), never raised. A
@@ -966,7 +971,7 @@ def verify(cfg: Config, collection_name: str | None, files: list[Path], *,
     report = VerifyReport()
     if not files:
         _verify_collection(cfg, cfg.collection if collection_name is None else collection_name,
-                           _Out(report, on_problem, records={}))
+                           _Out(report, on_problem, records={}), progress)
         return report
     if collection_name is not None:
         raise UsageError("give either FILES or -c NAME, not both (FILES are checked on their own)")
@@ -974,7 +979,9 @@ def verify(cfg: Config, collection_name: str | None, files: list[Path], *,
         if not path.is_file():
             raise UsageError(f"no such file: {path}")
     out = _Out(report, on_problem)
-    for path in files:
+    for done, path in enumerate(files):
+        if progress is not None:
+            progress(done, len(files), str(path))
         report.records += _verify_file(path, str(path), out)
         report.files += 1
     return report

@@ -137,7 +137,8 @@ def _checked_path(path: str) -> str:
     return path
 
 
-def wacz(cfg: Config, collection_name: str | None, output: Path) -> WaczReport:
+def wacz(cfg: Config, collection_name: str | None, output: Path,
+         progress: Callable[[int, int, str], None] | None = None) -> WaczReport:
     """Package the collection as the WACZ file `output`, replaced only when complete.
 
     Holds the collection's lock throughout, so that no capture or index run changes it while it
@@ -155,11 +156,11 @@ def wacz(cfg: Config, collection_name: str | None, output: Path) -> WaczReport:
         if not warcs:
             raise UsageError(f"collection {collection.name!r} has no WARC files: nothing to package")
         members = [(path, member_name(path.name)) for path in warcs]
-        checked = verify(cfg, collection.name, [])
+        checked = verify(cfg, collection.name, [], progress=progress)
         if checked.problems:
             raise WaczRefused(_refusal(collection.name, checked.problems), checked.problems)
         report = WaczReport(output=output, records_verified=checked.records)
-        _write_atomically(output, lambda fh: _write_zip(fh, collection, members, report))
+        _write_atomically(output, lambda fh: _write_zip(fh, collection, members, report, progress))
         report.bytes = output.stat().st_size
         return report
 
@@ -215,12 +216,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_zip(fh: IO[bytes], collection: Collection, members: list[tuple[Path, str]],
-               report: WaczReport) -> None:
+               report: WaczReport, progress: Callable[[int, int, str], None] | None = None) -> None:
     created = datetime.now(UTC).replace(microsecond=0)
     when: DosTime = (created.year, created.month, created.day, created.hour, created.minute, created.second)
     resources = report.resources
     with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
-        for path, member in members:
+        for done, (path, member) in enumerate(members):
+            if progress is not None:
+                progress(done, len(members), f"packaging {path.name}")
             copied = _copy_file(zf, path, member, zipfile.ZIP_STORED, _zip_time(path.stat().st_mtime))
             resources.append(copied.resource(member))
             report.warc_files += 1
