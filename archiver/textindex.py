@@ -17,9 +17,10 @@ import threading
 from pathlib import Path
 
 from .errors import ConfigError
+from .extract import MAX_TEXT
 
 SCHEMA_VERSION = 1
-SEARCH_CHARS = 4_000  # of each article's main text are indexed (most Chinese news articles are shorter)
+SEARCH_CHARS = MAX_TEXT  # characters of each article's main text that are indexed
 BATCH = 200  # texts written per transaction
 
 _SCHEMA = """
