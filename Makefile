@@ -51,3 +51,9 @@ browser:  ## Debian's Chromium (and CJK fonts) for the replay tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (bench/README.md): `make bench` runs them all (about 25 min); one of them, small:
+# `make bench BENCH_ARGS="capture --quick"`. Results go to bench/.data/results/latest.md.
+.PHONY: bench
+bench: setup-test
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,295 @@
+"""Shared pieces of the benchmarks: paths, setup, timed runs, the loopback site, statistics."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DATA = BENCH / ".data"
+RUNS = DATA / "runs"
+LOGS = DATA / "logs"
+PY = sys.executable
+BIN = Path(PY).parent
+ARCHIVER = str(BIN / "archiver")
+TIME = "/usr/bin/time"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- setup --------------------------------------------------------------------------------
+
+def ensure_tools() -> None:
+    """wget and GNU time from Debian (apt-get), Python packages from bench/requirements.txt (pip)."""
+    missing = [pkg for pkg, path in (("wget", shutil.which("wget")), ("time", TIME if Path(TIME).exists() else None))
+               if path is None]
+    if missing:
+        log(f"installing {' '.join(missing)} with apt-get")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+    subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                    str(BENCH / "requirements.txt")], check=True)
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "archiver"], capture_output=True,
+                           text=True).stdout.strip()
+    mem_kb = 0
+    with contextlib.suppress(OSError):
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": str(os.cpu_count()),
+        "cpu": model or platform.processor() or "unknown",
+        "memory": f"{mem_kb / 1024 / 1024:.0f} GiB",
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "archiver": f"{commit}{' + uncommitted changes in archiver/' if dirty else ''}",
+        "load": loadavg(),
+    }
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+# --- timed runs ---------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """One measured process: wall time (ours), CPU and peak RSS (GNU time -v)."""
+
+    cmd: list[str]
+    rc: int
+    wall: float
+    user: float = 0.0
+    sys: float = 0.0
+    maxrss_kb: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_pct(self) -> float:
+        return 100.0 * (self.user + self.sys) / self.wall if self.wall else 0.0
+
+    @property
+    def rss_mb(self) -> float:
+        return self.maxrss_kb / 1024
+
+
+def _parse_time(text: str) -> tuple[float, float, int]:
+    def grab(label: str) -> str:
+        m = re.search(rf"{re.escape(label)}:\s*([\d.]+)", text)
+        return m.group(1) if m else "0"
+
+    return float(grab("User time (seconds)")), float(grab("System time (seconds)")), int(
+        grab("Maximum resident set size (kbytes)"))
+
+
+def run_timed(cmd: Sequence[str], name: str, cwd: Path | None = None, timeout: float = 1800,
+              env: dict[str, str] | None = None, stdin_path: Path | None = None) -> Run:
+    """Run `cmd` under GNU time -v; stdout/stderr go to bench/.data/logs/<name>.*; killed after `timeout`."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    out_path, err_path, time_path = (LOGS / f"{name}.{ext}" for ext in ("out", "err", "time"))
+    full = [TIME, "-v", "-o", str(time_path), *cmd]
+    with out_path.open("wb") as out, err_path.open("wb") as err, (
+            stdin_path.open("rb") if stdin_path else open(os.devnull, "rb")) as inp:
+        started = time.perf_counter()
+        proc = subprocess.Popen(full, cwd=cwd, stdout=out, stderr=err, stdin=inp, env=env, start_new_session=True)
+        timed_out = False
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            log(f"{name}: time limit of {timeout:.0f} s reached, stopping it")
+            for child in children(proc.pid):  # the tool itself: it stops cleanly, and GNU time reports
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGTERM)
+            try:
+                rc = proc.wait(60)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # the group we started: time and its child
+                rc = proc.wait()
+        wall = time.perf_counter() - started
+    user = system = 0.0
+    rss = 0
+    with contextlib.suppress(OSError):
+        user, system, rss = _parse_time(time_path.read_text())
+    return Run(list(cmd), rc, wall, user, system, rss, out_path.read_text(errors="replace"),
+               err_path.read_text(errors="replace"), timed_out)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_hwm_kb(pid: int) -> int:
+    """Peak RSS (VmHWM) of a live process."""
+    with contextlib.suppress(OSError):
+        m = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def tree(pid: int) -> list[int]:
+    found = [pid]
+    for child in children(pid):
+        found += tree(child)
+    return found
+
+
+# --- the loopback site --------------------------------------------------------------------
+
+class Site:
+    """bench/site.py in a process of its own, on `ports` ports of 127.0.0.1."""
+
+    def __init__(self, ports: int = 8, latency: float = 0.05, max_seconds: float = 3600, prebuild: int = 0) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self._err = (LOGS / "site.err").open("ab")
+        self.proc = subprocess.Popen(
+            [PY, str(BENCH / "site.py"), "--ports", str(ports), "--latency", str(latency),
+             "--max-seconds", str(max_seconds), "--prebuild", str(prebuild)],
+            stdout=subprocess.PIPE, stderr=self._err, stdin=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"site did not start (see {LOGS / 'site.err'})")
+        self.ports = [int(p) for p in line.split()[1].split(",")]
+
+    def url(self, i: int, kind: str = "news") -> str:
+        port = self.ports[i % len(self.ports)]
+        if kind == "img":
+            return f"http://127.0.0.1:{port}/img/{i}.jpg"
+        return f"http://127.0.0.1:{port}/{kind}/{i}.html"
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._err.close()
+
+    def __enter__(self) -> Site:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- statistics and tables ----------------------------------------------------------------
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(a: float, b: float, digits: int = 2) -> str:
+    if not b or a != a or b != b:
+        return "n/a"
+    return f"{a / b:.{digits}f}x"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "not met")
+
+
+@contextlib.contextmanager
+def fresh_dir(path: Path, keep: bool = False) -> Iterator[Path]:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+PYWB_CONFIG = """\
+collections_root: collections
+archive_paths: archive
+index_paths: indexes
+framed_replay: true
+enable_memento: true
+"""
+
+
+def archiver_root(path: Path, **settings: object) -> Path:
+    """An archive root with a config.yaml whose archiver: section holds `settings`."""
+    path.mkdir(parents=True, exist_ok=True)
+    lines = [PYWB_CONFIG, "archiver:"]
+    for key, value in settings.items():
+        rendered = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        lines.append(f"  {key}: {rendered}")
+    (path / "config.yaml").write_text("\n".join(lines) + "\n")
+    return path

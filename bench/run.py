@@ -1,0 +1,936 @@
+#!/usr/bin/env python3
+"""archiver's benchmarks: capture, index, memory, replay and CDXJ lookups, each against baselines
+measured in the same run, alternating (A, B, A, B, ...), several repetitions.
+
+    .venv/bin/python bench/run.py [all|capture|index|memory|replay|cdxj|profile ...] [--quick] [--reps N]
+
+`make bench` runs `all`. Results (Markdown) are printed and written to
+bench/.data/results/latest.md (and a dated copy). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import benchlib as bl
+from benchlib import ARCHIVER, BENCH, BIN, DATA, PY, RUNS, Run, fmt, log, median, ratio, run_timed, table, verdict
+from content import article_title, jpeg_pool, seed_document
+
+BENCHMARKS = ("capture", "index", "memory", "replay", "cdxj")
+MB = 1024 * 1024
+WARM = 20  # articles of the capture warm-up run of each tool (not counted)
+
+
+@dataclass
+class Settings:
+    quick: bool
+    reps: int
+    articles: int
+    workers: list[int]
+    latency: float
+    ports: int
+    wget_articles: int
+    baseline_threads: int
+    corpus_articles: int
+    corpus_files: int
+    corpus_extra: int
+    stream_seeds: int
+    export_rows: int
+    replay_pages: int
+    ka_requests: int
+    close_requests: int
+    cdxj_small: int
+    cdxj_large: int
+    cdxj_lookups: int
+    keep: bool
+    time_limit: float
+
+
+@dataclass
+class Report:
+    settings: Settings
+    machine: dict[str, str]
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    targets: list[list[str]] = field(default_factory=list)
+    rss: dict[str, float] = field(default_factory=dict)  # what -> peak RSS MB, for the memory table
+
+    def target(self, name: str, goal: str, measured: str, ok: bool | None) -> None:
+        self.targets.append([name, goal, measured, verdict(ok)])
+
+    def markdown(self, started: float, which: list[str]) -> str:
+        s, m = self.settings, self.machine
+        out = [
+            "# archiver benchmark results", "",
+            f"{m['date']} · {m['cores']} cores · {m['cpu']} · {m['memory']} RAM · Python {m['python']} · "
+            f"Linux {m['kernel']} · archiver {m['archiver']}", "",
+            f"Benchmarks: {', '.join(which)} · repetitions: {s.reps} (alternating) · "
+            f"{'--quick (smoke sizes)' if s.quick else 'default sizes'} · total wall time "
+            f"{(time.monotonic() - started) / 60:.1f} min · load average at start {m['load']}, at end "
+            f"{bl.loadavg()} (other work on the machine shows here)", "",
+            "Every figure is a median over the repetitions; ratios compare medians measured in this same run.",
+            "",
+        ]
+        if self.targets:
+            out += ["## Targets (from the performance issue)", ""]
+            out += [*table(["target", "goal", "measured", "verdict"], self.targets), ""]
+        for title, lines in self.sections:
+            out += [f"## {title}", "", *lines, ""]
+        return "\n".join(out)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def warc_files(root: Path, collection: str = "bench") -> list[Path]:
+    return sorted((root / "collections" / collection / "archive").glob("*.warc.gz"))
+
+
+def count_records(paths: list[Path], rtype: str = "response") -> int:
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    wanted = getattr(WarcRecordType, rtype)
+    n = 0
+    for path in paths:
+        with path.open("rb") as fh:
+            n += sum(1 for _ in ArchiveIterator(fh, record_types=wanted))
+    return n
+
+
+def check_warcs(paths: list[Path], name: str) -> tuple[bool, bool]:
+    """(warcio check passed, fastwarc check passed) over `paths` (one fastwarc process per file).
+
+    fastwarc check runs as the project's tests run it (block digests). Its -p (payload digests)
+    rejects every metadata record that carries a WARC-Payload-Digest, warcio-written ones included
+    (bench/make_corpus.py's too), although the digest is the block's SHA-1 as it should be.
+    """
+    if not paths:
+        return False, False
+    warcio = run_timed([str(BIN / "warcio"), "check", *map(str, paths)], f"{name}-warcio-check").rc == 0
+    fastwarc = [run_timed([str(BIN / "fastwarc"), "check", "-q", str(p)], f"{name}-fastwarc-check-{n}").rc == 0
+                for n, p in enumerate(paths)]
+    return warcio, all(fastwarc)
+
+
+def captured_count(run: Run) -> int:
+    m = re.search(r"(\d+) captured, (\d+) failed", run.stderr)
+    return int(m.group(1)) if m else 0
+
+
+def ms(seconds: float) -> str:
+    return fmt(seconds * 1000, 1)
+
+
+# --- 1. capture ---------------------------------------------------------------------------
+
+def bench_capture(s: Settings, report: Report) -> None:
+    jpeg_pool()
+    work = DATA / "capture"
+    shutil.rmtree(work, ignore_errors=True)
+    seeds, warm = work / "seeds", work / "seeds-warm"
+    seeds.mkdir(parents=True)
+    warm.mkdir()
+    log(f"capture: loopback site on {s.ports} ports, {s.latency * 1000:.0f} ms latency, {s.articles} articles")
+    runs: dict[str, list[Run]] = {}
+    checks: dict[str, list[tuple[bool, bool]]] = {}
+    with bl.Site(s.ports, s.latency, prebuild=s.articles) as site:
+        urls, epoch = [], 1_696_553_101_000
+        for i in range(s.articles):
+            page, image = site.url(i), site.url(i, "img")
+            doc = seed_document(page, article_title(i), epoch + i * 60_000, image)
+            (seeds / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+            if i < WARM:
+                (warm / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+            urls += [page, image]
+        (work / "urls.txt").write_text("\n".join(urls) + "\n")
+        (work / "urls-wget.txt").write_text("\n".join(urls[:2 * s.wget_articles]) + "\n")
+        (work / "urls-warm.txt").write_text("\n".join(urls[:2 * WARM]) + "\n")
+        def archiver_tool(workers: int) -> Callable[[int], Run]:
+            return lambda rep: _capture_archiver(s, site, seeds, workers, rep, checks)
+
+        tools: list[tuple[str, Callable[[int], Run]]] = [(f"archiver (workers {w})", archiver_tool(w))
+                                                         for w in s.workers]
+        tools.append(("wget (sequential)", lambda rep: _capture_wget(s, site, work, rep)))
+        tools.append((f"requests+warcio ({s.baseline_threads} threads)",
+                      lambda rep: _capture_requests(s, site, work, rep)))
+        log(f"capture warm-up (not counted): every tool once over {WARM} articles")
+        for _, func in tools:
+            func(-1)
+        for rep in range(s.reps):
+            for name, func in tools:
+                log(f"capture rep {rep + 1}/{s.reps}: {name}")
+                run = func(rep)
+                runs.setdefault(name, []).append(run)
+                log(f"  {run.wall:.1f} s, {run.extra['articles'] / run.wall:.1f} articles/s, "
+                    f"CPU {run.cpu_pct:.0f}%, RSS {run.rss_mb:.0f} MB, rc {run.rc}")
+    rates = {name: median([r.extra["articles"] / r.wall for r in rs]) for name, rs in runs.items()}
+    wget_name = "wget (sequential)"
+    base_name = next(n for n in runs if n.startswith("requests"))
+    arch_names = [n for n in runs if n.startswith("archiver")]
+    rows = []
+    for name, rs in runs.items():
+        ok = all(r.rc == 0 and r.extra["articles"] == r.extra["expected"] for r in rs)
+        check = "n/a"
+        if name in checks:
+            w_ok = all(c[0] for c in checks[name])
+            f_ok = all(c[1] for c in checks[name])
+            check = f"warcio {'pass' if w_ok else 'FAIL'}, fastwarc {'pass' if f_ok else 'FAIL'}"
+        rows.append([name, str(int(rs[0].extra["expected"])), fmt(median([r.wall for r in rs]), 1),
+                     fmt(rates[name], 1), ratio(rates[name], rates[wget_name], 1),
+                     ratio(rates[name], rates[base_name]), fmt(median([r.cpu_pct for r in rs]), 0),
+                     fmt(median([r.rss_mb for r in rs]), 0), fmt(median([r.extra["site_cpu_pct"] for r in rs]), 0),
+                     ("ok" if ok else "**errors**") + ("; " + check if check != "n/a" else "")])
+        report.rss[f"capture, {name}"] = max(r.rss_mb for r in rs)
+    best = max(arch_names, key=lambda n: rates[n])
+    lines = [
+        f"{s.articles} articles (20-80 KB Chinese HTML) each with a lead image (real JPEG, 50-200 KB), served by "
+        f"bench/site.py (asyncio, {s.ports} ports on 127.0.0.1, {s.latency * 1000:.0f} ms per response). "
+        f"archiver captures seed documents with host_concurrency = workers, host_delay 0. wget fetches the first "
+        f"{s.wget_articles} articles and their images (sequential: its rate does not depend on the count); "
+        "the other tools fetch all of them. Articles/s counts an article with its image. CPU % is (user+sys)/wall "
+        "of the tool (200% = both cores); site CPU % is the server's share of the same wall time.", "",
+        *table(["tool", "articles", "wall s", "articles/s", "vs wget", "vs requests", "CPU %", "peak RSS MB",
+                "site CPU %", "result, WARC checks"], rows), "",
+        "Per repetition (wall s): " + "; ".join(f"{n}: " + ", ".join(f"{r.wall:.1f}" for r in rs)
+                                                for n, rs in runs.items()),
+    ]
+    report.sections.append(("Capture throughput", lines))
+    report.target("capture rate", ">= 450 articles/s", f"{rates[best]:.0f} articles/s ({best})", rates[best] >= 450)
+    report.target("capture vs wget", ">= 45x", ratio(rates[best], rates[wget_name], 1),
+                  rates[best] >= 45 * rates[wget_name])
+    report.target("capture vs requests+warcio", ">= 3x", ratio(rates[best], rates[base_name]),
+                  rates[best] >= 3 * rates[base_name])
+    if not s.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _site_share(site: bl.Site, func: Callable[[], Run]) -> Run:
+    before = site.cpu()
+    run = func()
+    run.extra["site_cpu_pct"] = 100 * (site.cpu() - before) / run.wall
+    return run
+
+
+def _capture_archiver(s: Settings, site: bl.Site, seeds: Path, workers: int, rep: int,
+                      checks: dict[str, list[tuple[bool, bool]]]) -> Run:
+    root = RUNS / f"capture-archiver-w{workers}"
+    shutil.rmtree(root, ignore_errors=True)
+    bl.archiver_root(root, workers=workers, host_concurrency=workers, host_delay=0, allow_private=True)
+    name = f"capture-archiver-w{workers}-rep{rep}" if rep >= 0 else f"capture-archiver-w{workers}-warmup"
+    source = seeds if rep >= 0 else seeds.with_name("seeds-warm")
+    run = _site_share(site, lambda: run_timed(
+        [ARCHIVER, "--root", str(root), "capture", str(source), "-c", "bench", "--allow-private", "-q"], name,
+        cwd=root, timeout=s.time_limit))
+    run.extra.update(articles=captured_count(run), expected=s.articles if rep >= 0 else WARM)
+    if rep >= 0:
+        log("  checking its WARC files with warcio check and fastwarc check")
+        checks.setdefault(f"archiver (workers {workers})", []).append(check_warcs(warc_files(root), name))
+    if not s.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return run
+
+
+def _capture_wget(s: Settings, site: bl.Site, work: Path, rep: int) -> Run:
+    out = RUNS / "capture-wget"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    run = _site_share(site, lambda: run_timed(
+        ["wget", "-q", "--tries=1", f"--warc-file={out / 'wget'}", "-i",
+         str(work / ("urls-wget.txt" if rep >= 0 else "urls-warm.txt")), "--delete-after", "-P", str(out / "files")],
+        f"capture-wget-rep{rep}", cwd=out, timeout=s.time_limit))
+    warc = out / "wget.warc.gz"
+    responses = count_records([warc]) if warc.exists() else 0
+    run.extra.update(articles=responses // 2, expected=s.wget_articles if rep >= 0 else WARM)
+    if not s.keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return run
+
+
+def _capture_requests(s: Settings, site: bl.Site, work: Path, rep: int) -> Run:
+    out = RUNS / "capture-requests"
+    shutil.rmtree(out, ignore_errors=True)
+    run = _site_share(site, lambda: run_timed(
+        [PY, str(BENCH / "baseline_requests.py"), str(work / ("urls.txt" if rep >= 0 else "urls-warm.txt")), str(out),
+         "--threads",
+         str(s.baseline_threads), "--max-seconds", str(s.time_limit)], f"capture-requests-rep{rep}",
+        timeout=s.time_limit + 30))
+    try:
+        fetched = json.loads(run.stdout.strip().splitlines()[-1])["fetched"]
+    except (IndexError, ValueError, KeyError):
+        fetched = 0
+    run.extra.update(articles=fetched / 2, expected=s.articles if rep >= 0 else WARM)
+    if not s.keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return run
+
+
+# --- 2. index -----------------------------------------------------------------------------
+
+def corpus(s: Settings) -> Path:
+    path = DATA / f"corpus-{s.corpus_articles}-{s.corpus_files}-{s.corpus_extra}"
+    if not (path / "manifest.json").exists():
+        log(f"generating the WARC corpus in {path} (once; about 2 min for the default 1 GB)")
+        shutil.rmtree(path, ignore_errors=True)
+        subprocess.run([PY, str(BENCH / "make_corpus.py"), str(path), "--articles", str(s.corpus_articles),
+                        "--files", str(s.corpus_files), "--extra", str(s.corpus_extra)], check=True,
+                       stdout=subprocess.DEVNULL)
+    return path
+
+
+def _link(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        dst.symlink_to(src)
+
+
+UPDATE_SNIPPET = """
+import json, sys, time
+from pathlib import Path
+from archiver.config import load
+from archiver.index import update_index
+cfg = load(Path(sys.argv[1]))
+started = time.perf_counter()
+report = update_index(cfg, "bench")
+print(json.dumps({"seconds": time.perf_counter() - started, "files": report.files, "records": report.records}))
+"""
+
+
+def bench_index(s: Settings, report: Report) -> None:
+    cdir = corpus(s)
+    manifest = json.loads((cdir / "manifest.json").read_text())
+    files = sorted(cdir.glob("bench-*.warc.gz"))
+    extra = cdir / "extra" / "bench-extra.warc.gz"
+    size_mb = sum(f.stat().st_size for f in files) / MB
+    root = RUNS / "index-root"
+    shutil.rmtree(root, ignore_errors=True)
+    bl.archiver_root(root)
+    archive = root / "collections" / "bench" / "archive"
+    archive.mkdir(parents=True)
+    for f in files:
+        _link(f, archive / f.name)
+    out = RUNS / "index-cdxj-indexer.cdxj"
+    file_args = [str(f) for f in files]
+    runs: dict[str, list[Run]] = {}
+    updates: list[Run] = []
+    lines: dict[str, int] = {}
+    log(f"index: {len(files)} files, {size_mb:.0f} MB, {manifest['records']} records")
+
+    def archiver_index(rep: int) -> Run:
+        run = run_timed([ARCHIVER, "--root", str(root), "index", "-c", "bench"], f"index-archiver-rep{rep}",
+                        timeout=s.time_limit)
+        cdxj = root / "collections" / "bench" / "indexes" / "index.cdxj"
+        lines["archiver index"] = sum(1 for _ in cdxj.open("rb")) if cdxj.exists() else 0
+        m = re.search(r"(\d+) articles", run.stdout)
+        run.extra["articles"] = float(m.group(1)) if m else 0
+        # incremental: add ~1% (one small WARC file) and bring the index up to date
+        _link(extra, archive / extra.name)
+        update = run_timed([PY, "-c", UPDATE_SNIPPET, str(root)], f"index-update-rep{rep}", timeout=s.time_limit)
+        with contextlib.suppress(IndexError, ValueError):
+            update.extra.update(json.loads(update.stdout.strip().splitlines()[-1]))
+        updates.append(update)
+        (archive / extra.name).unlink()
+        return run
+
+    def cdxj_indexer(rep: int) -> Run:
+        run = run_timed([str(BIN / "cdxj-indexer"), "-s", "-o", str(out), *file_args], f"index-cdxj-indexer-rep{rep}",
+                        timeout=s.time_limit)
+        lines["cdxj-indexer -s"] = sum(1 for _ in out.open("rb")) if out.exists() else 0
+        return run
+
+    def floor(mode: str) -> Callable[[int], Run]:
+        return lambda rep: run_timed([PY, str(BENCH / "read_floor.py"), mode, "--procs", "2", *file_args],
+                                     f"index-{mode}-rep{rep}", timeout=s.time_limit)
+
+    tools: list[tuple[str, Callable[[int], Run]]] = [
+        ("archiver index", archiver_index), ("cdxj-indexer -s", cdxj_indexer),
+        ("fastwarc read loop, 2 processes", floor("fastwarc")), ("zlib inflate only, 2 processes", floor("zlib"))]
+    for rep in range(s.reps):
+        for name, func in tools:
+            log(f"index rep {rep + 1}/{s.reps}: {name}")
+            run = func(rep)
+            runs.setdefault(name, []).append(run)
+            log(f"  {run.wall:.1f} s, CPU {run.cpu_pct:.0f}%, RSS {run.rss_mb:.0f} MB, rc {run.rc}")
+    walls = {name: median([r.wall for r in rs]) for name, rs in runs.items()}
+    arch = walls["archiver index"]
+    rows = []
+    for name, rs in runs.items():
+        rows.append([name, fmt(walls[name], 1), fmt(size_mb / walls[name], 0), ratio(arch, walls[name]),
+                     fmt(median([r.cpu_pct for r in rs]), 0), fmt(median([r.rss_mb for r in rs]), 0),
+                     str(lines.get(name, "")), "ok" if all(r.rc == 0 for r in rs) else "**errors**"])
+    report.rss["index of the corpus (archiver index)"] = max(r.rss_mb for r in runs["archiver index"])
+    inner = median([u.extra.get("seconds", float("nan")) for u in updates])
+    upd_wall = median([u.wall for u in updates])
+    fraction = inner / arch
+    extra_records = manifest["extra"]["records"]
+    rows.append([f"archiver update_index (+{extra_records} records, {extra.stat().st_size / MB:.1f} MB)",
+                 fmt(inner, 2), "", "", fmt(median([u.cpu_pct for u in updates]), 0),
+                 fmt(median([u.rss_mb for u in updates]), 0), "",
+                 "ok" if all(u.rc == 0 for u in updates) else "**errors**"])
+    articles = int(median([r.extra["articles"] for r in runs["archiver index"]]))
+    text = [
+        f"Corpus: {len(files)} gzip WARC files, {size_mb:.0f} MB, {manifest['records']} records "
+        f"({manifest['html']} HTML responses 20-80 KB, {manifest['jpeg']} JPEG responses, their request records, "
+        f"{manifest['metadata']} archiver seed metadata records), made by bench/make_corpus.py with warcio. "
+        f"archiver index built {articles} metadata rows. Page cache warm (every tool reads the same files in "
+        "turn). The CDXJ line counts differ by design: cdxj-indexer also indexes metadata records.", "",
+        *table(["tool", "wall s", "MB/s", "archiver ÷ tool", "CPU %", "peak RSS MB", "CDXJ lines", "result"], rows),
+        "",
+        f"Incremental update: update_index() after adding one small file "
+        f"(~{100 * extra_records / manifest['records']:.1f}% more records) took {inner:.2f} s inside Python "
+        f"({upd_wall:.2f} s for the whole process with imports) = "
+        f"{100 * fraction:.1f}% of the full rebuild.", "",
+        "Per repetition (wall s): " + "; ".join(f"{n}: " + ", ".join(f"{r.wall:.1f}" for r in rs)
+                                                for n, rs in runs.items()),
+    ]
+    report.sections.append(("Index throughput", text))
+    cdxj_w, fast_w = walls["cdxj-indexer -s"], walls["fastwarc read loop, 2 processes"]
+    report.target("index vs cdxj-indexer", "<= 0.5x its wall time", ratio(arch, cdxj_w), arch <= 0.5 * cdxj_w)
+    report.target("index vs 2-process fastwarc read", "<= 2x its wall time", ratio(arch, fast_w), arch <= 2 * fast_w)
+    report.target("incremental update (+~1%)", "~1% of a full rebuild (<= 2% counted as met)",
+                  f"{100 * fraction:.1f}%", fraction <= 0.02)
+    shutil.rmtree(root, ignore_errors=True)
+    out.unlink(missing_ok=True)
+
+
+# --- 3. memory ----------------------------------------------------------------------------
+
+def bench_memory(s: Settings, report: Report) -> None:
+    rows: list[list[str]] = []
+    # capture of a long streamed URL list (small pages, no latency: the engine's memory, not the pages')
+    root = RUNS / "memory-stream"
+    shutil.rmtree(root, ignore_errors=True)
+    bl.archiver_root(root, workers=max(s.workers), host_concurrency=max(s.workers), host_delay=0,
+                     allow_private=True)
+    log(f"memory: capture of a streamed list of {s.stream_seeds} URL seeds")
+    with bl.Site(s.ports, 0.0) as site:
+        url_list = root / "urls.txt"
+        with url_list.open("w") as fh:
+            for i in range(s.stream_seeds):
+                fh.write(site.url(i, "tiny") + "\n")
+        samples: list[tuple[float, int]] = []
+        run = _sampled(lambda: run_timed([ARCHIVER, "--root", str(root), "capture", "-", "-c", "bench",
+                                          "--allow-private", "-q"], "memory-stream", cwd=root,
+                                         timeout=s.time_limit, stdin_path=url_list), samples)
+    done = captured_count(run)
+    early = [kb for t, kb in samples if t <= run.wall * 0.2]
+    late = [kb for t, kb in samples if t >= run.wall * 0.8]
+    growth = (f"RSS {max(early) / 1024:.0f} MB in the first 20% of the run, {max(late) / 1024:.0f} MB in the last 20%"
+              if early and late else "")
+    stopped = f" (stopped by the {s.time_limit:.0f} s time limit)" if run.timed_out else ""
+    rows.append([f"archiver capture - (stdin, {s.stream_seeds} URL seeds, {max(s.workers)} workers)",
+                 fmt(run.rss_mb, 0), fmt(run.wall, 1),
+                 f"{done} captured{stopped}, {done / run.wall:.0f} seeds/s; {growth}"])
+    report.rss["capture of a streamed seed list"] = run.rss_mb
+    shutil.rmtree(root, ignore_errors=True)
+
+    if "index of the corpus (archiver index)" not in report.rss:
+        cdir = corpus(s)
+        root = RUNS / "memory-index"
+        shutil.rmtree(root, ignore_errors=True)
+        bl.archiver_root(root)
+        archive = root / "collections" / "bench" / "archive"
+        archive.mkdir(parents=True)
+        for f in sorted(cdir.glob("bench-*.warc.gz")):
+            _link(f, archive / f.name)
+        log("memory: archiver index of the corpus")
+        run = run_timed([ARCHIVER, "--root", str(root), "index", "-c", "bench"], "memory-index", timeout=s.time_limit)
+        report.rss["index of the corpus (archiver index)"] = run.rss_mb
+        shutil.rmtree(root, ignore_errors=True)
+    index_rss = report.rss["index of the corpus (archiver index)"]
+    rows.append(["archiver index (the index benchmark's corpus)", fmt(index_rss, 0), "", "max over the index runs"])
+
+    root = RUNS / "memory-export"
+    shutil.rmtree(root, ignore_errors=True)
+    bl.archiver_root(root)
+    log(f"memory: archiver export of {s.export_rows} rows")
+    subprocess.run([PY, str(BENCH / "make_rows.py"), str(root), "bench", str(s.export_rows)], check=True,
+                   stdout=subprocess.DEVNULL)
+    for fmt_name in ("csv", "jsonl"):
+        out = root / f"export.{fmt_name}"
+        run = run_timed([ARCHIVER, "--root", str(root), "export", "-c", "bench", "--format", fmt_name, "-o", str(out)],
+                        f"memory-export-{fmt_name}", timeout=s.time_limit)
+        written = sum(1 for _ in out.open("rb")) if out.exists() else 0
+        rows.append([f"archiver export --format {fmt_name} ({s.export_rows} rows)", fmt(run.rss_mb, 0),
+                     fmt(run.wall, 1), f"{written} lines written, rc {run.rc}"])
+        report.rss[f"export of {s.export_rows} rows ({fmt_name})"] = run.rss_mb
+    shutil.rmtree(root, ignore_errors=True)
+
+    if "replay (pywb behind archiver replay)" not in report.rss:
+        paths, root = replay_collection(s, min(s.replay_pages, 200))
+        result = _replay_session(s, "archiver", root, paths, 0, min(200, s.ka_requests), 0)
+        report.rss["replay (pywb behind archiver replay)"] = result["rss_mb"]
+    rows.append(["archiver replay (its pywb, after the replay requests)",
+                 fmt(report.rss["replay (pywb behind archiver replay)"], 0), "",
+                 "GNU time of archiver replay, which waits for its pywb child"])
+    worst = max(report.rss.items(), key=lambda kv: kv[1])
+    text = [
+        "Peak RSS from GNU time -v (`Maximum resident set size`) of each command.", "",
+        *table(["command", "peak RSS MB", "wall s", "notes"], rows), "",
+        "All peak RSS figures of this run: " + "; ".join(f"{k}: {v:.0f} MB" for k, v in report.rss.items()),
+    ]
+    report.sections.append(("Memory", text))
+    report.target("peak RSS everywhere", "< 300 MB", f"worst {worst[1]:.0f} MB ({worst[0]})", worst[1] < 300)
+
+
+def _sampled(func: Callable[[], Run], samples: list[tuple[float, int]]) -> Run:
+    """Run `func` while a thread samples the RSS of this process's descendants every 0.5 s."""
+    import threading
+
+    stop = threading.Event()
+    started = time.perf_counter()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            total = sum(_rss_kb(pid) for child in bl.children(os.getpid()) for pid in bl.tree(child)[1:])
+            samples.append((time.perf_counter() - started, total))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        return func()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _rss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+# --- 4. replay ----------------------------------------------------------------------------
+
+def replay_collection(s: Settings, pages: int) -> tuple[list[str], Path]:
+    """Capture `pages` articles of the loopback site into a fresh root; their mp_ replay paths."""
+    root = RUNS / "replay-root"
+    shutil.rmtree(root, ignore_errors=True)
+    bl.archiver_root(root, workers=max(s.workers), host_concurrency=max(s.workers), host_delay=0,
+                     allow_private=True)
+    log(f"replay: capturing {pages} articles for the replay collection")
+    with bl.Site(s.ports, 0.0) as site:
+        url_list = root / "urls.txt"
+        url_list.write_text("".join(site.url(i) + "\n" for i in range(pages)))
+        run = run_timed([ARCHIVER, "--root", str(root), "capture", str(url_list), "-c", "bench", "--allow-private",
+                         "-q"], "replay-capture", cwd=root, timeout=s.time_limit)
+    if run.rc != 0:
+        raise RuntimeError(f"capture for replay failed (see {bl.LOGS / 'replay-capture.err'})")
+    export = run_timed([ARCHIVER, "--root", str(root), "export", "-c", "bench", "--format", "jsonl"], "replay-export")
+    paths = []
+    for row in export.stdout.splitlines():
+        replay_path = json.loads(row).get("replay_path", "")
+        m = re.match(r"^/([^/]+)/(\d{14})/(.+)$", replay_path)
+        if m:
+            paths.append(f"/{m.group(1)}/{m.group(2)}mp_/{m.group(3)}")
+    if not paths:
+        raise RuntimeError("no replay paths in the export")
+    return paths, root
+
+
+def _wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"replay server exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"replay server on port {port} did not answer in {timeout:.0f} s")
+
+
+def _loop(port: int, paths: list[str], count: int, limit: float, keep_alive: bool, offset: int) -> dict[str, float]:
+    """GET `count` mp_ pages (bounded by `limit` seconds); per-request latency to the last body byte."""
+    latencies: list[float] = []
+    errors = reconnects = 0
+    conn: http.client.HTTPConnection | None = None
+    headers = {} if keep_alive else {"Connection": "close"}
+    started = time.perf_counter()
+    for i in range(count):
+        if time.perf_counter() - started > limit:
+            break
+        path = paths[(offset + i) % len(paths)]
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            reconnects += 1
+        t0 = time.perf_counter()
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            latencies.append(time.perf_counter() - t0)
+            if response.status != 200:
+                errors += 1
+            if response.will_close or not keep_alive:
+                conn.close()
+                conn = None
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            if conn is not None:
+                conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+    elapsed = time.perf_counter() - started
+    return {"n": len(latencies), "p50": bl.percentile(latencies, 50), "p99": bl.percentile(latencies, 99),
+            "rps": len(latencies) / elapsed if elapsed else 0.0, "errors": errors,
+            "connections": reconnects}
+
+
+def _replay_session(s: Settings, kind: str, root: Path, paths: list[str], rep: int, ka: int,
+                    close: int) -> dict[str, float]:
+    port = free_port()
+    time_file = bl.LOGS / f"replay-{kind}-rep{rep}.time"
+    if kind == "archiver":
+        cmd = [ARCHIVER, "--root", str(root), "replay", "-c", "bench", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        cmd = [str(BIN / "wayback"), "-p", str(port), "-b", "127.0.0.1"]
+    bl.LOGS.mkdir(parents=True, exist_ok=True)
+    with (bl.LOGS / f"replay-{kind}-rep{rep}.log").open("wb") as logf:
+        proc = subprocess.Popen([bl.TIME, "-v", "-o", str(time_file), *cmd], cwd=root, stdout=logf, stderr=logf,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        result: dict[str, float] = {}
+        try:
+            _wait_http(port, proc)
+            _loop(port, paths, 20, 60, True, 500)  # warm-up: templates, index, first requests
+            for name, count, keep in (("ka", ka, True), ("close", close, False)):
+                if count:
+                    for key, value in _loop(port, paths, count, s.time_limit / 4, keep, 0).items():
+                        result[f"{name}_{key}"] = value
+            result["hwm_mb"] = max((bl.proc_hwm_kb(p) for p in bl.tree(proc.pid)[1:]), default=0) / 1024
+        finally:
+            target = next(iter(bl.children(proc.pid)), None)
+            if target is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(target, signal.SIGTERM)  # archiver stops its pywb, then exits
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    rss_kb = 0
+    with contextlib.suppress(OSError):
+        rss_kb = bl._parse_time(time_file.read_text())[2]
+    result["rss_mb"] = max(rss_kb / 1024, result.get("hwm_mb", 0))
+    return result
+
+
+def bench_replay(s: Settings, report: Report) -> None:
+    paths, root = replay_collection(s, s.replay_pages)
+    results: dict[str, list[dict[str, float]]] = {}
+    names = {"archiver": "archiver replay", "wayback": "pywb wayback (bare)"}
+    for rep in range(s.reps):
+        for kind in ("archiver", "wayback"):
+            log(f"replay rep {rep + 1}/{s.reps}: {names[kind]}")
+            r = _replay_session(s, kind, root, paths, rep, s.ka_requests, s.close_requests)
+            results.setdefault(kind, []).append(r)
+            log(f"  keep-alive p50 {r.get('ka_p50', 0) * 1000:.1f} ms p99 {r.get('ka_p99', 0) * 1000:.1f} ms "
+                f"{r.get('ka_rps', 0):.0f} req/s; close p50 {r.get('close_p50', 0) * 1000:.1f} ms; "
+                f"RSS {r['rss_mb']:.0f} MB")
+
+    def med(kind: str, key: str) -> float:
+        return median([r.get(key, float("nan")) for r in results[kind]])
+
+    rows = []
+    for kind in ("archiver", "wayback"):
+        rows.append([names[kind], ms(med(kind, "ka_p50")), ms(med(kind, "ka_p99")), fmt(med(kind, "ka_rps"), 0),
+                     fmt(med(kind, "ka_connections"), 0), ms(med(kind, "close_p50")), ms(med(kind, "close_p99")),
+                     fmt(med(kind, "close_rps"), 0), fmt(max(r["rss_mb"] for r in results[kind]), 0),
+                     str(int(sum(r.get("ka_errors", 0) + r.get("close_errors", 0) for r in results[kind])))])
+    rows.append(["archiver ÷ wayback", ratio(med("archiver", "ka_p50"), med("wayback", "ka_p50")),
+                 ratio(med("archiver", "ka_p99"), med("wayback", "ka_p99")),
+                 ratio(med("archiver", "ka_rps"), med("wayback", "ka_rps")), "",
+                 ratio(med("archiver", "close_p50"), med("wayback", "close_p50")),
+                 ratio(med("archiver", "close_p99"), med("wayback", "close_p99")),
+                 ratio(med("archiver", "close_rps"), med("wayback", "close_rps")), "", ""])
+    report.rss["replay (pywb behind archiver replay)"] = max(r["rss_mb"] for r in results["archiver"])
+    report.rss["replay (bare pywb wayback)"] = max(r["rss_mb"] for r in results["wayback"])
+    text = [
+        f"{len(paths)} archived article pages (captured from the loopback site), requested as unframed `mp_` pages "
+        f"(pywb rewrites each). Keep-alive: {s.ka_requests} requests on one persistent http.client connection "
+        f"(new one only if the server closes it); close: {s.close_requests} requests with `Connection: close`, "
+        "a new connection each. 20 warm-up requests first, not counted. Latency = request sent to last body byte.",
+        "",
+        *table(["server", "keep-alive p50 ms", "p99 ms", "req/s", "connections used", "close p50 ms", "p99 ms",
+                "req/s", "peak RSS MB", "errors"], rows),
+    ]
+    report.sections.append(("Replay latency", text))
+    p50, p99, rps = med("archiver", "ka_p50"), med("archiver", "ka_p99"), med("archiver", "ka_rps")
+    report.target("replay keep-alive p50", "<= 10 ms", f"{p50 * 1000:.1f} ms", p50 <= 0.010)
+    report.target("replay keep-alive p99", "<= 25 ms", f"{p99 * 1000:.1f} ms", p99 <= 0.025)
+    report.target("replay keep-alive throughput", ">= 150 req/s", f"{rps:.0f} req/s", rps >= 150)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+# --- 5. CDXJ lookups ----------------------------------------------------------------------
+
+def bench_cdxj(s: Settings, report: Report) -> None:
+    folder = DATA / "cdxj"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for lines in (s.cdxj_small, s.cdxj_large):
+        path = folder / f"synthetic-{lines}.cdxj"
+        if not path.exists():
+            log(f"cdxj: writing a sorted {lines}-line CDXJ file (once)")
+            subprocess.run([PY, str(BENCH / "cdxj_lookup.py"), "make", str(path), "--lines", str(lines)],
+                           check=True)
+        files[lines] = path
+    results: dict[int, list[dict[str, float]]] = {}
+    for path in files.values():  # into the page cache: the lookups must not measure the disk
+        with path.open("rb") as fh:
+            while fh.read(1 << 22):
+                pass
+    for rep in range(s.reps):
+        log(f"cdxj rep {rep + 1}/{s.reps}: {' and '.join(map(str, files))} lines, lookups interleaved")
+        run = run_timed([PY, str(BENCH / "cdxj_lookup.py"), "time", *(f"{p}:{n}" for n, p in files.items()),
+                         "--lookups", str(s.cdxj_lookups)], f"cdxj-rep{rep}", timeout=s.time_limit)
+        out = json.loads(run.stdout.strip().splitlines()[-1])
+        for lines, path in files.items():
+            results.setdefault(lines, []).append(out[str(path)])
+    rows = []
+    med = {n: median([r["median_us"] for r in rs]) for n, rs in results.items()}
+    for lines, rs in results.items():
+        rows.append([f"{lines:,}", f"{files[lines].stat().st_size / MB:.0f}", fmt(med[lines], 0),
+                     fmt(median([r["p99_us"] for r in rs]), 0), ratio(med[lines], med[s.cdxj_small]),
+                     f"{int(min(r['found'] for r in rs))}/{s.cdxj_lookups}"])
+    text = [
+        f"{s.cdxj_lookups} closest-capture lookups of random URLs present in each file, through pywb's own reader "
+        "(CDXQuery, FileIndexSource.load_index: binary search of the sorted file, cdxops.process_cdx), in a "
+        "subprocess per repetition that warms up and then alternates the two files lookup by lookup; both files "
+        "are read once before, so the page cache is warm.", "",
+        *table(["CDXJ lines", "file MB", "median µs/lookup", "p99 µs", "vs 10k", "found"], rows),
+    ]
+    report.sections.append(("CDXJ lookup scaling", text))
+    r = med[s.cdxj_large] / med[s.cdxj_small]
+    report.target(f"CDXJ lookup, {s.cdxj_large:,} vs {s.cdxj_small:,} lines", "within 2x", f"{r:.2f}x", r <= 2)
+
+
+# --- profile ------------------------------------------------------------------------------
+
+def bench_profile(s: Settings, report: Report) -> None:
+    """py-spy (--gil: only samples that hold the GIL, i.e. what serialises archiver) of capture and index."""
+    py_spy = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
+    if not py_spy:
+        raise RuntimeError("py-spy is not installed (pip install -r bench/requirements.txt)")
+    text: list[str] = []
+    jpeg_pool()
+    with bl.Site(s.ports, s.latency) as site:
+        seeds = DATA / "profile-seeds"
+        shutil.rmtree(seeds, ignore_errors=True)
+        seeds.mkdir(parents=True)
+        for i in range(s.articles):
+            (seeds / f"{i:06d}.md").write_text(seed_document(site.url(i), article_title(i), 1_696_553_101_000,
+                                                             site.url(i, "img")), encoding="utf-8")
+        root = RUNS / "profile-capture"
+        shutil.rmtree(root, ignore_errors=True)
+        w = max(s.workers)
+        bl.archiver_root(root, workers=w, host_concurrency=w, host_delay=0, allow_private=True)
+        log(f"profile: archiver capture of {s.articles} articles under py-spy --gil")
+        raw = DATA / "profile-capture.txt"
+        subprocess.run([py_spy, "record", "--gil", "--subprocesses", "-r", "250", "-f", "raw", "-o", str(raw), "--",
+                        ARCHIVER,
+                        "--root", str(root), "capture", str(seeds), "-c", "bench", "--allow-private", "-q"],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=s.time_limit)
+        text += [f"### archiver capture ({s.articles} articles, {w} workers), GIL-holding samples", "",
+                 *_profile_table(raw), ""]
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(seeds, ignore_errors=True)
+    cdir = corpus(s)
+    root = RUNS / "profile-index"
+    shutil.rmtree(root, ignore_errors=True)
+    bl.archiver_root(root)
+    archive = root / "collections" / "bench" / "archive"
+    archive.mkdir(parents=True)
+    for f in sorted(cdir.glob("bench-*.warc.gz")):
+        _link(f, archive / f.name)
+    raw = DATA / "profile-index.txt"
+    log("profile: archiver index under py-spy")
+    subprocess.run([py_spy, "record", "--subprocesses", "-r", "250", "-f", "raw", "-o", str(raw), "--",
+                    ARCHIVER, "--root",
+                    str(root), "index", "-c", "bench"], check=False, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=s.time_limit)
+    text += ["### archiver index (the corpus)", "", *_profile_table(raw)]
+    shutil.rmtree(root, ignore_errors=True)
+    report.sections.append(("Profile (py-spy)", text))
+
+
+def _profile_table(raw: Path, top: int = 25) -> list[str]:
+    """Inclusive and self share of samples per function, from py-spy's raw (collapsed) output."""
+    if not raw.exists():
+        return ["(no profile: py-spy failed; see bench/.data/logs)"]
+    inclusive: dict[str, int] = {}
+    self_: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", re.sub(r"\(/\S*?(site-packages|lib/python3\.\d+)/", "(", f))
+                  for f in stack.split(";")[1:]]  # the first frame names the process
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+        if frames:
+            self_[frames[-1]] = self_.get(frames[-1], 0) + n
+    if not total:
+        return ["(empty profile)"]
+    skip = ("threading.py", "concurrent/futures", "click/", "<module>", "(archiver)", "cli.py", "runpy")
+    inc = [(f, n) for f, n in sorted(inclusive.items(), key=lambda kv: -kv[1]) if not any(k in f for k in skip)]
+    rows = [[f"`{f}`", f"{100 * n / total:.1f}%", f"{100 * self_.get(f, 0) / total:.1f}%"] for f, n in inc[:top]]
+    hot = sorted(self_.items(), key=lambda kv: -kv[1])[:15]
+    return [f"{total} samples. Inclusive share (the function and what it calls; wrappers such as threading, "
+            "click and the module level left out):", "",
+            *table(["function", "inclusive", "self"], rows), "", "Where the samples land (self share):", "",
+            *table(["function", "self"], [[f"`{f}`", f"{100 * n / total:.1f}%"] for f, n in hot])]
+
+
+# --- main ---------------------------------------------------------------------------------
+
+def snapshot_archiver(code: str) -> str:
+    """Copy archiver/ aside and make every archiver command of this run use the copy.
+
+    `code` is "worktree" (archiver/ as it is on disk now) or a git revision (its committed
+    archiver/, via git archive). Others may edit archiver/ while a long run goes on; without a
+    snapshot, repetitions would measure different code. PYTHONPATH comes before the editable
+    install's finder, so the `archiver` console script, `python -c "import archiver..."` snippets
+    and py-spy all load the snapshot. Returns what was measured, for the report.
+    """
+    import hashlib
+    import io
+    import tarfile
+
+    target = DATA / "snapshot"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    if code == "worktree":
+        shutil.copytree(bl.REPO / "archiver", target / "archiver", ignore=shutil.ignore_patterns("__pycache__"))
+        label = "working tree"
+    else:
+        rev = subprocess.run(["git", "-C", str(bl.REPO), "rev-parse", "--short", code], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        tar = subprocess.run(["git", "-C", str(bl.REPO), "archive", "--format=tar", rev, "archiver"],
+                             capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+            archive.extractall(target, filter="data")
+        label = f"commit {rev}"
+    digest = hashlib.sha256()
+    for path in sorted((target / "archiver").rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(target)).encode() + b"\0" + path.read_bytes())
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH", "")]))
+    return f"{label}, sources sha256 {digest.hexdigest()[:12]}"
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    q = args.quick
+    return Settings(
+        quick=q,
+        reps=args.reps if args.reps else (1 if q else 3),
+        articles=args.articles or (200 if q else 2000),
+        workers=[int(w) for w in args.workers.split(",")],
+        latency=args.latency,
+        ports=args.ports,
+        wget_articles=args.wget_articles or (30 if q else 200),
+        baseline_threads=32,
+        corpus_articles=1000 if q else 20_000,
+        corpus_files=4 if q else 10,
+        corpus_extra=10 if q else 200,
+        stream_seeds=args.stream_seeds or (5000 if q else 100_000),
+        export_rows=5000 if q else 100_000,
+        replay_pages=100 if q else 1000,
+        ka_requests=100 if q else 500,
+        close_requests=50 if q else 200,
+        cdxj_small=10_000,
+        cdxj_large=1_000_000,
+        cdxj_lookups=300 if q else 2000,
+        keep=args.keep,
+        time_limit=args.time_limit,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benchmarks", nargs="*", default=["all"],
+                        help=f"all (default), or any of: {', '.join(BENCHMARKS)}, profile")
+    parser.add_argument("--quick", action="store_true", help="small sizes and 1 repetition: a smoke run (< 2 min)")
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 3; 1 with --quick)")
+    parser.add_argument("--articles", type=int, default=0, help="capture: articles (default 2000; 200 quick)")
+    parser.add_argument("--workers", default="32,64", help="capture: archiver worker counts to measure")
+    parser.add_argument("--latency", type=float, default=0.05, help="capture: seconds per response (default 0.05)")
+    parser.add_argument("--ports", type=int, default=8, help="capture: loopback ports of the site (default 8)")
+    parser.add_argument("--wget-articles", type=int, default=0, help="capture: articles wget fetches (default 200)")
+    parser.add_argument("--stream-seeds", type=int, default=0, help="memory: streamed URL seeds (default 100000)")
+    parser.add_argument("--time-limit", type=float, default=900, help="seconds before any one command is killed")
+    parser.add_argument("--code", default="worktree",
+                        help="archiver code to measure: worktree (default: archiver/ as on disk when the run "
+                             "starts) or a git revision such as HEAD (its committed archiver/)")
+    parser.add_argument("--keep", action="store_true", help="keep the capture outputs under bench/.data/runs")
+    parser.add_argument("--no-setup", action="store_true", help="skip apt-get/pip (tools already installed)")
+    args = parser.parse_args()
+    which = list(BENCHMARKS) if "all" in args.benchmarks else args.benchmarks
+    unknown = set(which) - set(BENCHMARKS) - {"profile"}
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    started = time.monotonic()
+    if not args.no_setup:
+        bl.ensure_tools()
+    s = settings(args)
+    report = Report(s, bl.machine())
+    measured = snapshot_archiver(args.code)
+    report.machine["archiver"] = measured if args.code != "worktree" else f"{report.machine['archiver']} ({measured})"
+    RUNS.mkdir(parents=True, exist_ok=True)
+    funcs: dict[str, Callable[[Settings, Report], None]] = {
+        "capture": bench_capture, "index": bench_index, "replay": bench_replay, "memory": bench_memory,
+        "cdxj": bench_cdxj, "profile": bench_profile}
+    order = [b for b in ("capture", "index", "replay", "memory", "cdxj", "profile") if b in which]
+    failed = []
+    for name in order:
+        t0 = time.monotonic()
+        try:
+            funcs[name](s, report)
+        except Exception as exc:  # one broken benchmark must not lose the others' results
+            failed.append(name)
+            log(f"{name} FAILED: {exc!r}")
+            report.sections.append((f"{name}: FAILED", [f"`{exc!r}` (logs in bench/.data/logs/)"]))
+        log(f"{name} took {time.monotonic() - t0:.0f} s")
+    text = report.markdown(started, order)
+    print(text)
+    results = DATA / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    suffix = "-quick" if s.quick else ""
+    (results / f"results-{stamp}{suffix}.md").write_text(text + "\n")
+    (results / "latest.md").write_text(text + "\n")
+    log(f"results written to {results / 'latest.md'}; total {(time.monotonic() - started) / 60:.1f} min")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
