@@ -60,10 +60,10 @@ class TextIndexWriter:
         self.path = path
         self._queue: queue.Queue[tuple[str, str, str] | None] = queue.Queue(maxsize=2 * BATCH)
         self._error: BaseException | None = None
-        db = self._connect()
-        if clear:
-            db.execute("DELETE FROM search")
-        db.close()
+        if clear:  # a new file: emptying an FTS5 table costs as much as filling it
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        self._connect().close()
         self._thread = threading.Thread(target=self._run, name="search-index", daemon=True)
         self._thread.start()
 
