@@ -45,6 +45,7 @@ from .errors import ArchiverError, UsageError, WarcError
 from .layout import Collection, locked
 from .store import Article, Store
 from .verify import Problem, verify
+from .warc import fsync_dir
 
 WACZ_VERSION = "1.1.1"
 INDEX_PATH = "indexes/index.cdx"
@@ -199,20 +200,7 @@ def _write_atomically(output: Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(output.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the rename itself is atomic
-    finally:
-        os.close(fd)
+    fsync_dir(output.parent)
 
 
 def _write_zip(fh: IO[bytes], collection: Collection, members: list[tuple[Path, str]],

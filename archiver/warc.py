@@ -239,7 +239,7 @@ class WarcFile:
         self.sync()
         self._fh.close()
         os.replace(self.open_path, self.final_path)
-        _fsync_dir(self.final_path.parent)
+        fsync_dir(self.final_path.parent)
         return self.final_path
 
 
@@ -292,7 +292,8 @@ def warcinfo_fields(extra: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (where the filesystem can fsync a directory)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -382,5 +383,5 @@ def mend(open_path: Path) -> tuple[Path, int]:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(open_path, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return final, size - end
