@@ -1,10 +1,11 @@
 """Capture: fetch each seed's article page and lead image into WARC files.
 
-Seeds stream in (a list of millions is never held in memory) and go to an engine (engines.py:
-threads here, or worker processes); each seed's records are made durable before its result
-comes back; this process then writes its row (the metadata index doubles as the capture
-journal) and keeps its replay-index lines until the run's WARC files are complete. An
-interrupted run loses nothing it reported, and the next run resumes.
+Seeds stream in (a list of millions is never held in memory) and go to the engine (engines.py),
+which cuts them into batches by host and runs each batch as a task (batches.py): in threads here,
+in worker processes, or on a Dask cluster. A batch commits its WARC files and then its metadata
+fragment; this process merges the fragments' rows into the metadata index (which doubles as the
+capture journal) and keeps their replay-index lines until the end of the run. An interrupted run
+loses nothing it reported, and the next run resumes.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from typing import IO
 from . import index as index_mod
 from . import init as init_mod
 from .config import Config
-from .engines import Engine, ProcessEngine, ThreadEngine
-from .errors import SeedError
+from .engines import BatchEngine, ProcessRunner, Runner, ThreadRunner
+from .errors import SeedError, UsageError
 from .feeds import fetch_feed
 from .fetch import Fetcher
+from .fragments import Entry
 from .layout import Collection, locked
 from .listing import write_listing
 from .netguard import AddressPolicy
 from .seeds import BadSeed, Seed, check_url, iter_seeds
-from .seedwork import Captured
 from .store import Store
 from .textindex import TextIndexWriter
 from .warc import new_record_id, utc_now
@@ -76,19 +77,25 @@ def capture(
     into the collection; never raises for one bad seed.
 
     `clock`, `new_id` and `policy` are for tests; when any is given, capture runs in this
-    process (they cannot travel to worker processes).
+    process (they cannot travel to worker processes or a cluster).
     """
     collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     init_mod.init(cfg, collection.name)
-    run_id = new_id()[-13:-1]
     injected = clock is not utc_now or new_id is not new_record_id or policy is not None
+    if injected and cfg.cluster:
+        raise UsageError("an injected clock, ID source or address policy cannot travel to a cluster")
     with locked(collection):
         index_mod.refresh(collection, rebuild=False)  # mends and indexes leftovers of a killed run
-        engine: Engine
-        if cfg.processes > 1 and not injected:
-            engine = ProcessEngine(cfg, collection, run_id)
+        runner: Runner
+        if cfg.cluster:
+            from .cluster import DaskRunner, connect
+
+            runner = DaskRunner(connect(cfg.cluster))
+        elif cfg.processes > 1 and not injected:
+            runner = ProcessRunner(cfg)
         else:
-            engine = ThreadEngine(cfg, collection, clock, new_id, policy, run_id)
+            runner = ThreadRunner(cfg, clock, new_id, policy)
+        engine = BatchEngine(cfg, collection, runner, clock)
         seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin))
         return _run(cfg, collection, seeds, on_event or (lambda event: None), engine)
 
@@ -112,14 +119,14 @@ def _feed_items(cfg: Config, feeds: Iterable[str], clock: Callable[[], datetime]
 
 
 def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
-         notify: Callable[[Event], None], engine: Engine) -> CaptureReport:
+         notify: Callable[[Event], None], engine: BatchEngine) -> CaptureReport:
     report = CaptureReport()
     seen: set[str] = set()
     # the replay-index lines of this run's records, unsorted, kept on disk (memory stays flat)
     with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines, \
             TextIndexWriter(collection.search_path) as texts:
 
-        def record(results: list[Captured]) -> None:
+        def record(results: list[Entry]) -> None:
             _record(results, store, texts, lines, report, notify)
 
         files = []
@@ -129,11 +136,12 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
                     while not engine.room():
                         record(engine.results(1.0))
                     engine.submit(seed)
+                engine.end_of_input()
                 while engine.pending():
                     record(engine.results(1.0))
             except KeyboardInterrupt:
                 report.interrupted = True
-                engine.cancel()  # seeds not started are dropped; in-flight ones finish
+                engine.cancel()  # seeds not started are dropped; batches in flight finish
                 while engine.pending():
                     record(engine.results(1.0))
         finally:
@@ -164,11 +172,11 @@ def _todo(items: Iterator[Seed | BadSeed], store: Store, seen: set[str], report:
             yield item
 
 
-def _record(results: list[Captured], store: Store, texts: TextIndexWriter, lines: index_mod.PendingLines,
+def _record(results: list[Entry], store: Store, texts: TextIndexWriter, lines: index_mod.PendingLines,
             report: CaptureReport, notify: Callable[[Event], None]) -> None:
     if not results:
         return
-    with store.transaction():  # one commit for the batch; the records are durable already
+    with store.transaction():  # one commit for the lot; their batches are committed already
         for result in results:
             store.put(result.article)
             if result.text:  # indexed by a thread of its own, on the other core

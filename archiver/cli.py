@@ -34,6 +34,8 @@ from .watch import parse_every
 from .watch import watch as watch_lib
 
 COLLECTION_HELP = "collection name (default: archiver.collection in config.yaml, else 'news')"
+CLUSTER_HELP = ("run on a Dask cluster: scheduler address (tcp://HOST:8786) or scheduler file; the workers must "
+                "see the archive root at the same path [default: archiver.cluster in config.yaml, else this machine]")
 
 
 def _config(ctx: click.Context, **overrides: Any) -> Config:
@@ -161,10 +163,11 @@ def _summary(report: CaptureReport) -> None:
 @click.option("--feed", "feeds", multiple=True, metavar="URL",
               help="also capture every item of the RSS/Atom feed at URL (repeatable)")
 @click.option("-q", "--quiet", is_flag=True, help="print only failures and the summary")
+@click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
 @click.pass_context
 def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None, workers: int | None,
             timeout: float | None, max_size: int | None, allow_private: bool | None, feeds: tuple[str, ...],
-            quiet: bool) -> None:
+            quiet: bool, cluster: str | None) -> None:
     """Capture article pages and lead images into WARC files.
 
     SOURCES are seed documents, URL-list files (one URL a line, '#' comments), RSS/Atom feed
@@ -174,7 +177,8 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
 
     Exit status: 0 all captured, 1 some failed (listed), 2 usage or configuration error.
     """
-    cfg = _config(ctx, workers=workers, timeout=timeout, max_size=max_size, allow_private=allow_private)
+    cfg = _config(ctx, workers=workers, timeout=timeout, max_size=max_size, allow_private=allow_private,
+                  cluster=cluster)
     started = time.monotonic()
     sources = sources or (() if feeds else (str(cfg.root / "seeds"),))
     progress = _CaptureProgress(ctx, quiet)
@@ -189,14 +193,15 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
 
 @cli.command()
 @click.option("-c", "--collection", help=COLLECTION_HELP)
+@click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
 @click.pass_context
-def index(ctx: click.Context, collection: str | None) -> None:
+def index(ctx: click.Context, collection: str | None, cluster: str | None) -> None:
     """Rebuild the CDXJ replay index and the metadata index from the WARC files alone.
 
     Reads WARC and ARC files from any tool. Files that cannot be read are listed and skipped
     (exit status 1); `archiver verify` says what is wrong with them, record by record.
     """
-    cfg = _config(ctx)
+    cfg = _config(ctx, cluster=cluster)
     live = _Live(ctx.obj.get("quiet", False))
 
     def progress(done: int, total: int, name: str) -> None:

@@ -21,6 +21,10 @@ class Config:
     collection: str = "news"
     workers: int = 8
     processes: int = 1
+    cluster: str = ""
+    shards: int = 1024
+    batch_size: int = 100
+    batch_wait: float = 5.0
     timeout: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -52,6 +56,11 @@ KEY_HELP: dict[str, str] = {
     "collection": "collection used when -c/--collection is not given",
     "workers": "seeds captured in parallel (threads, shared out over the processes)",
     "processes": "worker processes for capture (more than 1 uses more cores; seeds are split by host)",
+    "cluster": "Dask scheduler address (tcp://host:8786) or scheduler file to run capture and index on; "
+               "empty: this machine",
+    "shards": "seeds are grouped into this many shards by host; one batch per shard runs at a time",
+    "batch_size": "seeds per capture batch (one task: its own WARC file and metadata fragment)",
+    "batch_wait": "seconds a partly filled batch waits for more seeds of its shard before it runs",
     "timeout": "total deadline in seconds for one HTTP request, body included",
     "connect_timeout": "seconds to wait for a TCP/TLS connection",
     "read_timeout": "seconds to wait for the next bytes from the server",
@@ -77,6 +86,9 @@ def _validated(cfg: Config) -> Config:
     checks = [
         (cfg.workers >= 1, "workers must be at least 1"),
         (cfg.processes >= 1, "processes must be at least 1"),
+        (cfg.shards >= 1, "shards must be at least 1"),
+        (cfg.batch_size >= 1, "batch_size must be at least 1"),
+        (cfg.batch_wait >= 0, "batch_wait must not be negative"),
         (cfg.timeout > 0, "timeout must be positive"),
         (cfg.connect_timeout > 0, "connect_timeout must be positive"),
         (cfg.read_timeout > 0, "read_timeout must be positive"),

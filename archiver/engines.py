@@ -1,227 +1,270 @@
-"""Where seeds are captured: threads in this process, or worker processes with threads each.
+"""Where capture batches run: threads of this process, worker processes, or a Dask cluster.
 
-One process reaches about 300 articles/s on a loopback site before Python's GIL is the limit;
-worker processes use the other cores. Seeds are sharded by host, so each host
-is fetched from one process only and the per-host politeness limits hold across processes;
-a new host goes to the process with the fewest hosts, so that a few busy hosts still spread.
-Each process writes its own WARC files; results (rows and replay-index lines) come back to the
-capture process, which alone writes the indexes.
+Every capture goes through the same partition-and-commit path: seeds are cut into batches by shard
+(shards.py), each batch is a task (batches.py) that commits its WARC files and metadata fragment,
+and this module hands the committed entries back to the capture process, which alone writes the
+collection's indexes. Only the runner differs:
+
+* `ThreadRunner`: batches in threads of this process (also the path for injected clocks and IDs);
+* `ProcessRunner`: `processes` worker processes running batches in threads (one process is limited
+  to about one core by Python's GIL);
+* `cluster.DaskRunner`: tasks on a Dask distributed cluster (`--cluster`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import functools
 import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
+from .batches import BatchDone, BatchJob, collect, run_batch
 from .children import die_with_parent
 from .config import Config
-from .fetch import Fetcher
+from .errors import ClusterError
+from .fragments import Entry
 from .layout import Collection
 from .netguard import AddressPolicy
 from .seeds import Seed
-from .seedwork import Captured, Outputs, SeedEnv, capture_seed_safely
-from .warc import new_record_id, utc_now
+from .seedwork import failed_entry
+from .shards import Batcher
+from .warc import new_record_id, timestamp14, utc_now
+
+Outcome = BatchDone | BaseException
 
 
-class Engine(Protocol):
-    def submit(self, seed: Seed) -> None: ...
-
-    def room(self) -> bool:
-        """Can another seed be submitted without queueing too much?"""
+class Runner(Protocol):
+    def has_room(self) -> bool:
+        """Would another batch start now (rather than queue)?"""
         ...
 
-    def pending(self) -> int: ...
+    def start(self, job: BatchJob) -> None: ...
 
-    def results(self, timeout: float | None) -> list[Captured]:
-        """Results that arrived; waits up to `timeout` for the first one."""
+    def finished(self, timeout: float) -> list[tuple[BatchJob, Outcome]]:
+        """Batches that ended; waits up to `timeout` for the first one."""
         ...
 
-    def cancel(self) -> None:
-        """Drop seeds not started yet (Ctrl-C); in-flight ones finish."""
+    def stop(self) -> list[BatchJob]:
+        """Ctrl-C: batches in flight skip their seeds not started yet and commit the others;
+        returns the batches that have not started at all (taken back)."""
         ...
 
-    def close(self) -> list[Path]:
-        """Wait for in-flight seeds, close the WARC files; return the complete files."""
+    def close(self) -> None:
+        """Wait for the batches still running, then let the workers go."""
         ...
 
 
-class ThreadEngine:
-    """Worker threads in this process (also the deterministic path for injected clocks/IDs)."""
+class BatchEngine:
+    """Seeds in (`submit`), entries of committed batches out (`results`)."""
 
-    def __init__(self, cfg: Config, collection: Collection, clock: Callable[[], datetime],
-                 new_id: Callable[[], str], policy: AddressPolicy | None, run_id: str) -> None:
+    def __init__(self, cfg: Config, collection: Collection, runner: Runner,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.cfg = cfg
-        self.env = SeedEnv(cfg, collection, Fetcher(cfg, clock, policy), clock, new_id, run_id)
-        self.outputs = Outputs(self.env)
-        self.pool = cf.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="capture")
-        self.futures: set[cf.Future[Captured]] = set()
+        self.collection = collection
+        self.runner = runner
+        self.clock = clock
+        self.batcher = Batcher(cfg.shards, cfg.batch_size, cfg.batch_wait)
+        self.busy: dict[int, BatchJob] = {}  # shard -> its batch in flight
+        self.buffer_limit = cfg.batch_size * 4
+        self.ended = False
+        self.files: list[Path] = []
 
     def submit(self, seed: Seed) -> None:
-        self.futures.add(self.pool.submit(capture_seed_safely, self.env, self.outputs, seed))
+        self.batcher.add(seed)
+        self._dispatch()
 
     def room(self) -> bool:
-        return len(self.futures) < self.cfg.workers * 2
+        """Can another seed be submitted without holding too many in memory?"""
+        self._dispatch()
+        return self.batcher.buffered < self.buffer_limit
+
+    def end_of_input(self) -> None:
+        self.ended = True
+        self._dispatch()
 
     def pending(self) -> int:
-        return len(self.futures)
+        return self.batcher.buffered + sum(len(job.batch.seeds) for job in self.busy.values())
 
-    def results(self, timeout: float | None) -> list[Captured]:
-        if not self.futures:
+    def _dispatch(self) -> None:
+        while self.runner.has_room():
+            crowded = self.batcher.buffered >= self.buffer_limit
+            batches = self.batcher.take(set(self.busy), self.ended, limit=1, crowded=crowded)
+            if not batches:
+                return
+            job = BatchJob(self.cfg, self.collection, batches[0], timestamp14(self.clock()))
+            self.busy[job.batch.shard] = job
+            self.runner.start(job)
+
+    def results(self, timeout: float) -> list[Entry]:
+        """Entries of the batches committed since the last call; waits up to `timeout`."""
+        self._dispatch()
+        if not self.busy:
+            if self.batcher.buffered:
+                time.sleep(min(timeout, 0.05))  # a batch still filling up, or waiting its turn
+                self._dispatch()
             return []
-        done, self.futures = cf.wait(self.futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        return [f.result() for f in done if not f.cancelled()]
+        out: list[Entry] = []
+        for job, outcome in self.runner.finished(timeout):
+            del self.busy[job.batch.shard]
+            if isinstance(outcome, BaseException):
+                detail = f"{type(outcome).__name__}: {outcome}"
+                out.extend(failed_entry(seed, "batch_failed", detail) for seed in job.batch.seeds)
+                continue
+            entries, files = collect(job, outcome)
+            out.extend(entries)
+            self.files.extend(files)
+        self._dispatch()
+        return out
 
     def cancel(self) -> None:
-        for future in self.futures:
-            future.cancel()
+        """Drop the seeds not started (Ctrl-C); batches in flight finish."""
+        self.batcher.drop()
+        for job in self.runner.stop():
+            del self.busy[job.batch.shard]
 
     def close(self) -> list[Path]:
-        try:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        finally:
-            self.outputs.close_all()
-            self.env.fetcher.close()
-        return list(self.outputs.finished)
+        """Wait for what is in flight; return the complete files of the batches collected."""
+        self.runner.close()
+        return self.files
 
 
-def host_of(url: str) -> str:
-    """host:port, the unit of politeness."""
-    return urlsplit(url).netloc.rsplit("@", 1)[-1].lower()
+class ThreadRunner:
+    """Batches in threads of this process; their threads together stay within `cfg.workers`."""
+
+    def __init__(self, cfg: Config, clock: Callable[[], datetime] = utc_now,
+                 new_id: Callable[[], str] = new_record_id, policy: AddressPolicy | None = None) -> None:
+        self.budget = cfg.workers
+        self.stopping = threading.Event()
+        self.args = (clock, new_id, policy, self.stopping)
+        self.pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
+        self.futures: dict[cf.Future[BatchDone], BatchJob] = {}
+        self.used = 0
+
+    def has_room(self) -> bool:
+        return self.used < self.budget
+
+    def start(self, job: BatchJob) -> None:
+        self.futures[self.pool.submit(run_batch, job, *self.args)] = job
+        self.used += job.threads
+
+    def finished(self, timeout: float) -> list[tuple[BatchJob, Outcome]]:
+        done, _ = cf.wait(self.futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out: list[tuple[BatchJob, Outcome]] = []
+        for future in done:
+            job = self.futures.pop(future)
+            self.used -= job.threads
+            out.append((job, future.exception() or future.result()))
+        return out
+
+    def stop(self) -> list[BatchJob]:
+        self.stopping.set()
+        taken = [job for future, job in self.futures.items() if future.cancel()]
+        for future in [f for f in self.futures if f.cancelled()]:
+            self.used -= self.futures.pop(future).threads
+        return taken
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class ProcessEngine:
-    """`cfg.processes` worker processes, each running `cfg.workers // processes` threads."""
+class ProcessRunner:
+    """`cfg.processes` worker processes, each running batches in threads (`cfg.workers` in all)."""
 
-    def __init__(self, cfg: Config, collection: Collection, run_id: str) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.count = cfg.processes
-        self.threads = max(1, cfg.workers // self.count)
+        self.budget = max(1, cfg.workers // self.count)  # threads per process
         context = mp.get_context("spawn")  # never fork a process that has threads
         self.outbox: Any = context.Queue()
+        self.stopping: Any = context.Event()
         self.inboxes: list[Any] = []
-        self.processes = []
-        self.in_flight = [0] * self.count
-        self.hosts: dict[str, int] = {}  # host -> its process
-        self.host_counts = [0] * self.count
-        self.finished: list[Path] = []
-        self.closed = 0
-        worker_cfg = cfg.replace(workers=self.threads)
+        self.processes: list[Any] = []
+        self.used = [0] * self.count
+        self.jobs: dict[str, tuple[int, BatchJob]] = {}  # name -> (process, job)
         for index in range(self.count):
             inbox = context.Queue()
-            process = context.Process(
-                target=_process_main, name=f"archiver-capture-{index}", daemon=True,
-                args=(index, worker_cfg, collection, f"{run_id}{index}", inbox, self.outbox, os.getpid()),
-            )
+            process = context.Process(target=_process_main, name=f"archiver-capture-{index}", daemon=True,
+                                      args=(inbox, self.outbox, self.stopping, self.budget, os.getpid()))
             process.start()
             self.inboxes.append(inbox)
             self.processes.append(process)
 
-    def submit(self, seed: Seed) -> None:
-        host = host_of(seed.url)
-        index = self.hosts.get(host)
-        if index is None:
-            index = min(range(self.count), key=lambda i: (self.host_counts[i], self.in_flight[i]))
-            self.hosts[host] = index
-            self.host_counts[index] += 1
-        self.inboxes[index].put(seed)
-        self.in_flight[index] += 1
+    def has_room(self) -> bool:
+        return min(self.used) < self.budget
 
-    def room(self) -> bool:
-        return sum(self.in_flight) < self.threads * self.count * 2 and max(self.in_flight) < self.threads * 4
+    def start(self, job: BatchJob) -> None:
+        index = min(range(self.count), key=lambda i: self.used[i])
+        self.jobs[job.name] = (index, job)
+        self.used[index] += job.threads
+        self.inboxes[index].put(job)
 
-    def pending(self) -> int:
-        return sum(self.in_flight)
-
-    def results(self, timeout: float | None) -> list[Captured]:
-        out: list[Captured] = []
+    def finished(self, timeout: float) -> list[tuple[BatchJob, Outcome]]:
+        out: list[tuple[BatchJob, Outcome]] = []
         try:
             self._take(self.outbox.get(timeout=timeout), out)
             while True:
                 self._take(self.outbox.get_nowait(), out)
         except queue.Empty:
             pass
-        self._check_alive()
+        for index, process in enumerate(self.processes):
+            if not process.is_alive() and self.used[index]:
+                raise ClusterError(f"capture worker process {index} died (exit {process.exitcode}); "
+                                   "run the same capture again to resume")
         return out
 
-    def _take(self, message: tuple[str, int, Any], out: list[Captured]) -> None:
-        kind, index, payload = message
-        if kind == "seed":
-            self.in_flight[index] -= 1
-            out.append(payload)
-        elif kind == "dropped":
-            self.in_flight[index] -= 1
-        elif kind == "closed":
-            self.finished.extend(Path(p) for p in payload)
-            self.closed += 1
+    def _take(self, message: tuple[str, Outcome | None], out: list[tuple[BatchJob, Outcome]]) -> None:
+        name, outcome = message
+        index, job = self.jobs.pop(name)
+        self.used[index] -= job.threads
+        if outcome is not None:  # None: taken back before it started
+            out.append((job, outcome))
 
-    def _check_alive(self) -> None:
-        for index, process in enumerate(self.processes):
-            if not process.is_alive() and self.in_flight[index] and process.exitcode not in (0, None):
-                raise RuntimeError(f"capture worker process {index} died (exit {process.exitcode}); "
-                                   "run the same capture again to resume")
+    def stop(self) -> list[BatchJob]:
+        self.stopping.set()
+        taken = []
+        for index, inbox in enumerate(self.inboxes):
+            while True:
+                try:
+                    job = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(job, BatchJob):
+                    self.jobs.pop(job.name)
+                    self.used[index] -= job.threads
+                    taken.append(job)
+        return taken
 
-    def cancel(self) -> None:
-        for inbox in self.inboxes:
-            inbox.put("cancel")
-
-    def close(self) -> list[Path]:
+    def close(self) -> None:
         for inbox in self.inboxes:
             inbox.put(None)
-        out: list[Captured] = []
-        while self.closed < self.count:
-            try:
+        out: list[tuple[BatchJob, Outcome]] = []
+        while self.jobs and any(p.is_alive() for p in self.processes):
+            with contextlib.suppress(queue.Empty):
                 self._take(self.outbox.get(timeout=1.0), out)
-            except queue.Empty:
-                if not any(p.is_alive() for p in self.processes):
-                    break  # a killed worker leaves .open files: the next run mends them
-        if out:
-            raise RuntimeError("results arrived after close")  # pragma: no cover - close() waits for them
         for process in self.processes:
             process.join(10)
-        return self.finished
 
 
-def _process_main(index: int, cfg: Config, collection: Collection, run_id: str, inbox: Any, outbox: Any,
-                  parent: int) -> None:
-    """A worker process: capture the seeds it is sent with threads; close its files at the end."""
+def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: int) -> None:
+    """A worker process: run the batches it is sent, `threads` threads' worth at a time."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the capture process decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: os._exit(143))  # killed: the next run mends our files
     die_with_parent(parent)  # a killed capture takes its workers along
-    engine = ThreadEngine(cfg, collection, utc_now, new_record_id, None, run_id)
-    pool_done = engine.pool
 
-    def send(future: cf.Future[Captured]) -> None:
-        if not future.cancelled():
-            outbox.put(("seed", index, future.result()))
+    def send(job: BatchJob, future: cf.Future[BatchDone]) -> None:
+        error = future.exception()  # sent as text: not every exception survives pickling
+        outcome = RuntimeError(f"{type(error).__name__}: {error}") if error is not None else future.result()
+        outbox.put((job.name, outcome))
 
-    while True:
-        message = inbox.get()
-        if message is None:
-            break
-        if message == "cancel":
-            # drop what is queued here; the capture process counts those seeds as not done
-            dropped = 0
-            while True:
-                try:
-                    item = inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    inbox.put(None)
-                    break
-                if isinstance(item, Seed):
-                    dropped += 1
-            for _ in range(dropped):
-                outbox.put(("dropped", index, None))
-            continue
-        future = pool_done.submit(capture_seed_safely, engine.env, engine.outputs, message)
-        future.add_done_callback(send)
-    files = engine.close()
-    outbox.put(("closed", index, [str(p) for p in files]))
+    with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
+        while (job := inbox.get()) is not None:
+            future = pool.submit(run_batch, job, stop=stopping)
+            future.add_done_callback(functools.partial(send, job))

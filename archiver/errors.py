@@ -46,3 +46,7 @@ class WarcError(ArchiverError):
 
 class ReplayError(ArchiverError):
     """pywb could not be started or stopped."""
+
+
+class ClusterError(ArchiverError):
+    """The workers (local processes or a Dask cluster) could not be reached, or died."""

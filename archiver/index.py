@@ -11,10 +11,12 @@ article responses whose pages need parsing.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import heapq
 import json
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +32,7 @@ from .children import worker_init
 from .config import Config
 from .errors import SeedError, WarcError
 from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
+from .fragments import SUFFIX, Entry, orphans, read_fragment, write_fragment
 from .layout import Collection, locked
 from .listing import write_listing
 from .seeds import Seed, parse_seed_document
@@ -267,7 +270,7 @@ def update_index(cfg: Config, collection_name: str | None = None) -> IndexReport
     """Bring the indexes up to date with the WARC files (only new files are read)."""
     collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     with locked(collection):
-        return refresh(collection, rebuild=False)
+        return refresh(collection, rebuild=False, cfg=cfg)
 
 
 def build_index(cfg: Config, collection_name: str | None = None,
@@ -279,73 +282,157 @@ def build_index(cfg: Config, collection_name: str | None = None,
 
         raise UsageError(f"no collection {collection.name!r} under {cfg.root} (capture something first)")
     with locked(collection):
-        return refresh(collection, rebuild=True, progress=progress)
+        return refresh(collection, rebuild=True, progress=progress, cfg=cfg)
 
 
 PARALLEL_BYTES = 32 * 1024 * 1024  # below this, starting worker processes costs more than it saves
+MERGE_FAN_IN = 256  # sorted parts merged at once (each holds a file open)
 
 
-def _index_one(path: Path, collection: str) -> FileIndex | WarcError:
+@dataclass(frozen=True)
+class PartDone:
+    """One WARC file indexed: its sorted replay-index part and its metadata fragment."""
+
+    name: str  # the WARC file's name
+    cdxj: Path | None
+    fragment: Path | None
+    records: int
+    error: str = ""  # why the file could not be read
+
+
+def index_part(path: Path, collection: Collection, parts: Path) -> PartDone:
+    """The index task of one file, run here, in a worker process or on a Dask worker: its lines,
+    sorted, to `<parts>/<file>.cdxj`, and its rows to a fragment beside it. Written whole and
+    renamed, so a task that runs twice leaves them once."""
     try:
-        return index_file(path, collection)
-    except WarcError as exc:
-        return exc
+        result = index_file(path, collection.name)
+    except WarcError as exc:  # other tools' damaged files: reported, the rest indexed
+        return PartDone(path.name, None, None, 0, str(exc))
+    cdxj = parts / (path.name + ".cdxj")
+    tmp = cdxj.with_name(f".{cdxj.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as out:
+        out.writelines(line + "\n" for line in sorted(result.cdxj))
+    os.replace(tmp, cdxj)
+    entries = [Entry(a, [], "", result.texts.get(a.url, "")) for a in result.articles]
+    fragment = write_fragment(parts / (path.name + SUFFIX), [path.name], entries)
+    return PartDone(path.name, cdxj, fragment, result.records)
 
 
-def _index_files(paths: list[Path], collection: str) -> Iterator[tuple[str, FileIndex | WarcError]]:
-    """Each file's index, in order; files are read in parallel processes when there is enough
-    work to use every core (reading and parsing is CPU-bound; the GIL allows one core a process)."""
+def _index_parts(cfg: Config | None, paths: list[Path], collection: Collection, parts: Path) -> Iterator[PartDone]:
+    """Each file's part, in file order; the files are indexed in parallel when that pays: on the
+    cluster (`cfg.cluster`), or in worker processes when there is enough work for every core
+    (reading and parsing is CPU-bound; the GIL allows one core a process)."""
+    if cfg is not None and cfg.cluster:
+        from .cluster import connect, map_tasks
+
+        client = connect(cfg.cluster)
+        try:
+            waiting: dict[str, PartDone] = {}
+            order = iter(paths)
+            upcoming = next(order, None)
+            for path, outcome in map_tasks(client, index_part, paths, collection, parts,
+                                           key=lambda p: f"archiver-index-{parts.name}-{p.name}"):
+                if isinstance(outcome, BaseException):
+                    outcome = PartDone(path.name, None, None, 0, f"{path.name}: {type(outcome).__name__}: {outcome}")
+                waiting[path.name] = outcome
+                while upcoming is not None and upcoming.name in waiting:  # handed on in file order
+                    yield waiting.pop(upcoming.name)
+                    upcoming = next(order, None)
+        finally:
+            client.close()
+        return
     workers = min(os.cpu_count() or 1, len(paths))
     if workers < 2 or sum(p.stat().st_size for p in paths) < PARALLEL_BYTES:
         for path in paths:
-            yield path.name, _index_one(path, collection)
+            yield index_part(path, collection, parts)
         return
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
                                 initargs=(os.getpid(),)) as pool:
-        for path, result in zip(paths, pool.map(_index_one, paths, [collection] * len(paths)), strict=True):
-            yield path.name, result
+        yield from pool.map(index_part, paths, [collection] * len(paths), [parts] * len(paths))
+
+
+def _merged(paths: list[Path], scratch: Path) -> Iterator[str]:
+    """The lines of sorted files, merged (k-way, streaming); in rounds when there are many files."""
+    round_ = 0
+    while len(paths) > MERGE_FAN_IN:
+        merged = []
+        for start in range(0, len(paths), MERGE_FAN_IN):
+            target = scratch / f".merge-{round_}-{start}.cdxj"
+            with target.open("w", encoding="utf-8", newline="\n") as out:
+                out.writelines(line + "\n" for line in _merge_files(paths[start:start + MERGE_FAN_IN]))
+            merged.append(target)
+        paths, round_ = merged, round_ + 1
+    yield from _merge_files(paths)
+
+
+def _merge_files(paths: list[Path]) -> Iterator[str]:
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(p.open(encoding="utf-8")) for p in paths]
+        yield from heapq.merge(*((line.rstrip("\n") for line in f) for f in files))
 
 
 def refresh(collection: Collection, rebuild: bool,
-            progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
-    """Index what is new (or everything); the caller holds the collection's lock."""
+            progress: Callable[[int, int, str], None] | None = None, cfg: Config | None = None) -> IndexReport:
+    """Index what is new (or everything); the caller holds the collection's lock.
+
+    One task per file writes a sorted part and a metadata fragment (`index_part`); this process
+    merges the fragments' rows into the metadata index as they come, then the parts into the replay
+    index with a k-way merge. No file's results are held in memory past its turn."""
     report = IndexReport(rebuilt=rebuild)
-    for leftover in collection.open_files():
-        final, cut = mend(leftover)
-        report.mended.append(f"{leftover.name}: {cut} bytes cut" if final.exists() else f"{leftover.name}: removed")
-    files = {p.name: p for p in collection.warc_files()}
+    for stale in collection.indexes_dir.glob(".parts-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # parts of an index run that was killed
     with Store(collection.db_path) as store:
         known = store.indexed_files()
+        # files of a capture batch whose attempt died, the batch committed since by another attempt
+        for orphan in orphans(collection, [p for p in collection.open_files() + collection.warc_files()
+                                           if p.name not in known]):
+            orphan.unlink()
+            report.mended.append(f"{orphan.name}: removed (its batch was committed by another attempt)")
+        for leftover in collection.open_files():
+            final, cut = mend(leftover)
+            report.mended.append(f"{leftover.name}: {cut} bytes cut" if final.exists()
+                                 else f"{leftover.name}: removed")
+        files = {p.name: p for p in collection.warc_files()}
         if not rebuild and (set(known) - set(files) or any(
                 files[name].stat().st_size != size for name, size in known.items() if name in files)):
             rebuild = report.rebuilt = True  # a file vanished or changed: start again
         todo = sorted(files) if rebuild else sorted(set(files) - set(known))
         if not todo and not rebuild:
             return report
-        lines: list[str] = []
-        with store.transaction(), TextIndexWriter(collection.search_path, clear=rebuild) as texts:
-            if rebuild:
-                store.clear()
-            readable = []
-            for done, (name, result) in enumerate(_index_files([files[n] for n in todo], collection.name)):
-                if progress is not None:
-                    progress(done, len(todo), name)
-                if isinstance(result, WarcError):  # other tools' damaged files: report, index the rest
-                    report.unreadable.append(str(result))
-                    continue
-                readable.append(name)
-                lines.extend(result.cdxj)
-                for article in result.articles:
-                    if store.put(article, prefer_existing_capture=True) and article.url in result.texts:
-                        texts.add(article.url, article.page_title or article.title, result.texts[article.url])
-                report.files += 1
-                report.records += result.records
-            lines.sort()
-            merge_cdxj(collection.cdxj_path, lines, replace=rebuild)
-            store.mark_indexed((name, files[name].stat().st_size) for name in readable)
+        parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=collection.indexes_dir))
+        try:
+            os.chmod(parts, 0o755)  # cluster workers may run as another user
+            _index_into(cfg, collection, store, report, [files[n] for n in todo], parts, rebuild, progress)
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
         report.articles = store.count()
         write_listing(collection, store)  # the collection page's JSON (listing.py)
     return report
+
+
+def _index_into(cfg: Config | None, collection: Collection, store: Store, report: IndexReport, paths: list[Path],
+                parts: Path, rebuild: bool, progress: Callable[[int, int, str], None] | None) -> None:
+    sorted_parts: list[Path] = []
+    readable: list[Path] = []
+    with store.transaction(), TextIndexWriter(collection.search_path, clear=rebuild) as texts:
+        if rebuild:
+            store.clear()
+        for done, part in enumerate(_index_parts(cfg, paths, collection, parts)):
+            if progress is not None:
+                progress(done, len(paths), part.name)
+            if part.error or part.cdxj is None or part.fragment is None:
+                report.unreadable.append(part.error)
+                continue
+            readable.append(collection.archive_dir / part.name)
+            sorted_parts.append(part.cdxj)
+            for entry in read_fragment(part.fragment).entries:
+                if store.put(entry.article, prefer_existing_capture=True) and entry.text:
+                    texts.add(entry.article.url, entry.article.page_title or entry.article.title, entry.text)
+            part.fragment.unlink()
+            report.files += 1
+            report.records += part.records
+        merge_cdxj(collection.cdxj_path, _merged(sorted_parts, parts), replace=rebuild)
+        store.mark_indexed((path.name, path.stat().st_size) for path in readable)
 
 
 __all__ = ["OPEN_SUFFIX", "build_index", "cdxj_line", "index_file", "merge_cdxj", "refresh", "update_index"]

@@ -1,15 +1,15 @@
 """The work for one seed: fetch its page and lead image, write the records, build its row.
 
-It runs in a worker thread, in capture's own process or in a worker process (see engines.py);
-everything it needs travels in a `SeedEnv`. Each worker thread writes its own WARC files, so no
-lock is held while writing.
+It runs in one of the threads of a batch (batches.py), wherever the batch runs: in capture's own
+process, a worker process or a Dask worker. Everything it needs travels in a `SeedEnv`.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from .articles import SeedRecord, build_article, render_feed_copy
 from .config import Config
 from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
 from .fetch import Chain, Exchange, Fetcher
+from .fragments import Entry
 from .layout import Collection
 from .seeds import Seed
 from .store import Article
@@ -30,6 +31,7 @@ from .warc import (
     SEED_DOCUMENT_TYPE,
     SOURCE,
     URL_SEED_TYPE,
+    RecordSpec,
     WarcFile,
     Written,
     feed_copy_url,
@@ -37,7 +39,6 @@ from .warc import (
     request_spec,
     resource_spec,
     response_spec,
-    timestamp14,
     warc_date,
     warcinfo_fields,
 )
@@ -45,72 +46,76 @@ from .warc import (
 
 @dataclass
 class SeedEnv:
-    """What the workers of one process share: settings, the fetcher, the clock and ID source."""
+    """What the threads capturing one batch share: settings, the fetcher, the clock and ID source."""
 
     cfg: Config
     collection: Collection
     fetcher: Fetcher
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
-    run_id: str
+
+
+class _Shared:
+    """A WARC file written by several threads: one record at a time."""
+
+    def __init__(self, file: WarcFile) -> None:
+        self.file = file
+        self.lock = threading.Lock()
+        self.users = 0
+        self.retiring = False
+
+    def write(self, spec: RecordSpec) -> Written:
+        with self.lock:
+            return self.file.write(spec)
 
 
 class Outputs:
-    """One rolling WARC file per worker thread."""
+    """The WARC files of one batch: `<base>-000.warc.gz`, `-001`, ... (a new one past warc_max_size).
 
-    def __init__(self, env: SeedEnv) -> None:
+    The threads of a batch share the current file, so a batch makes one file, not one per thread;
+    a file is closed once it is full and no seed is still writing to it.
+    """
+
+    def __init__(self, env: SeedEnv, base: str) -> None:
         self.env = env
-        self._local = threading.local()
+        self.base = base
         self._lock = threading.Lock()
-        self._files: list[WarcFile] = []
-        self.finished: list[Path] = []  # complete files of this run
-        self._workers = itertools.count()
-        self._serials: dict[int, itertools.count[int]] = {}
+        self._current: _Shared | None = None
+        self._serial = itertools.count()
+        self.finished: list[Path] = []  # complete files, in order
 
-    def current(self) -> WarcFile:
-        out: WarcFile | None = getattr(self._local, "out", None)
-        if out is not None and out.size >= self.env.cfg.warc_max_size:
-            self._close(out)
-            out = None
-        if out is None:
-            worker = getattr(self._local, "worker", None)
-            if worker is None:
-                with self._lock:
-                    worker = self._local.worker = next(self._workers)
-                    self._serials[worker] = itertools.count()
-            env = self.env
-            stamp = timestamp14(env.clock())
-            name = f"{env.cfg.warc_prefix}-{stamp}-{env.run_id}-{worker:02d}-{next(self._serials[worker]):05d}.warc.gz"
-            out = WarcFile(env.collection.archive_dir, name, env.clock, env.new_id,
-                           warcinfo_fields({"isPartOf": env.collection.name}))
-            with self._lock:
-                self._files.append(out)
-            self._local.out = out
-        return out
-
-    def _close(self, out: WarcFile) -> None:
-        path = out.close()
+    @contextmanager
+    def session(self) -> Iterator[_Shared]:
+        """The file one seed writes its records to."""
         with self._lock:
-            self._files.remove(out)
-            self.finished.append(path)
-
-    def close_all(self) -> None:
-        with self._lock:
-            files, self._files = self._files, []
-        for out in files:
-            path = out.close()
+            out = self._current
+            if out is None or out.file.size >= self.env.cfg.warc_max_size:
+                if out is not None:
+                    out.retiring = True
+                    if out.users == 0:
+                        self.finished.append(out.file.close())
+                out = self._current = self._new_file()
+            out.users += 1
+        try:
+            yield out
+        finally:
             with self._lock:
-                self.finished.append(path)
+                out.users -= 1
+                if out.retiring and out.users == 0:
+                    self.finished.append(out.file.close())
 
+    def _new_file(self) -> _Shared:
+        env = self.env
+        name = f"{self.base}-{next(self._serial):03d}.warc.gz"
+        return _Shared(WarcFile(env.collection.archive_dir, name, env.clock, env.new_id,
+                                warcinfo_fields({"isPartOf": env.collection.name})))
 
-@dataclass(frozen=True)
-class Captured:
-    """What a worker hands back for one seed: its row, and the replay-index lines of its records."""
-
-    article: Article
-    cdxj: list[str]
-    detail: str = ""  # why it failed, when the reason alone does not say
-    text: str = ""  # the article's main text, for full-text search
+    def close(self) -> list[Path]:
+        with self._lock:
+            out, self._current = self._current, None
+            if out is not None and not out.retiring:
+                self.finished.append(out.file.close())
+        return self.finished
 
 
 def seed_error(chain: Chain) -> str:
@@ -133,7 +138,7 @@ def lead_image_status(chain: Chain) -> str:
     return str(final.status)
 
 
-def _write_chain(out: WarcFile, chain: Chain, new_id: Callable[[], str]) -> list[Written]:
+def _write_chain(out: _Shared, chain: Chain, new_id: Callable[[], str]) -> list[Written]:
     """Response and request records of every exchange; returns the responses."""
     responses = []
     for exchange in chain.exchanges:
@@ -151,11 +156,15 @@ def _page(exchange: Exchange) -> PageInfo | None:
     return page_info(body, exchange.content_type, exchange.url)
 
 
-def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed) -> Captured:
+def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed) -> Entry:
+    with outputs.session() as out:
+        return _capture_seed(env, out, seed)
+
+
+def _capture_seed(env: SeedEnv, out: _Shared, seed: Seed) -> Entry:
     fetcher, new_id = env.fetcher, env.new_id
     page_chain = fetcher.follow(seed.url)
     try:
-        out = outputs.current()
         responses = _write_chain(out, page_chain, new_id)
         final = page_chain.final
         page = _page(final) if final is not None else None
@@ -196,25 +205,29 @@ def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed) -> Captured:
     else:
         block, content_type = (seed.url + "\r\n").encode("utf-8"), URL_SEED_TYPE
     record = out.write(metadata_spec(seed.url, new_id(), now, block, content_type, fields))
-    out.sync()  # durable before the row says so
+    # not synced here: the batch's files are synced when closed, before its fragment commits them
     attempt = SeedRecord(seed, now, error, lead, lead_status, record, page_chain.attempts or None)
     response = responses[-1] if responses else None
     article = build_article(env.collection.name, attempt, response, page, feed_copy)
     text = page.text if page is not None and not error else ""
-    return Captured(article, [index_mod.cdxj_line(w) for w in indexed], text=text)
+    return Entry(article, [index_mod.cdxj_line(w) for w in indexed], text=text)
 
 
-def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed) -> Captured:
+def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed) -> Entry:
     """capture_seed, but a bug in archiver fails the seed (reported) rather than the run."""
     try:
         return capture_seed(env, outputs, seed)
     except Exception as exc:
-        detail = f"{type(exc).__name__}: {exc}"[:200]
-        article = Article(
-            url=seed.url, title=seed.title, seed_timestamp=seed.timestamp_ms, seed_time=seed.seed_time,
-            page_title="", published=seed.published, capture_time="", status=None, final_url="",
-            lead_image_url=seed.lead_image, lead_image_status="", warc_file="", warc_offset=None,
-            warc_length=None, payload_digest="", replay_path="", source=seed.source,
-            error="internal_error", attempts=None,
-        )
-        return Captured(article, [], detail)
+        return failed_entry(seed, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def failed_entry(seed: Seed, reason: str, detail: str) -> Entry:
+    """The row of a seed that was not captured: reported now, and tried again by the next run."""
+    article = Article(
+        url=seed.url, title=seed.title, seed_timestamp=seed.timestamp_ms, seed_time=seed.seed_time,
+        page_title="", published=seed.published, capture_time="", status=None, final_url="",
+        lead_image_url=seed.lead_image, lead_image_status="", warc_file="", warc_offset=None,
+        warc_length=None, payload_digest="", replay_path="", source=seed.source,
+        error=reason, attempts=None,
+    )
+    return Entry(article, [], detail[:200])

@@ -73,7 +73,8 @@ def pack(cfg: Config, collection: Collection, output: Path) -> Packed:
 
 @pytest.fixture
 def small_cfg(cfg: Config) -> Config:
-    return cfg.replace(warc_max_size=20_000)  # several WARC files, some with records of more than one seed
+    # several WARC files (several batches, and batches past the size), some with records of more than one seed
+    return cfg.replace(warc_max_size=20_000, batch_size=3, workers=1)
 
 
 @pytest.fixture

@@ -1,0 +1,103 @@
+"""One capture task: a batch of seeds of one shard, captured and committed.
+
+It runs wherever the engine puts it (engines.py): a thread of the capture process, a worker process,
+or a Dask worker on another machine that sees the same archive root. The commit protocol makes a
+task that runs twice (Dask re-runs a task whose worker died) leave its outputs once:
+
+1. the batch's WARC files are written as `<name>.open` and renamed, complete and synced, to names
+   derived from the batch (`<prefix>-<stamp>-<shard>-<key>-000.warc.gz`): a re-run writes the same
+   names and replaces them;
+2. then its metadata fragment (fragments.py) is written whole and renamed into place: the commit;
+3. the capture process merges committed fragments into the collection's indexes and removes files
+   of the batch that its fragment does not name (left by an attempt that died).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .fetch import Fetcher
+from .fragments import Entry, fragment_path, orphans, read_fragment, write_fragment
+from .layout import Collection
+from .netguard import AddressPolicy
+from .seeds import Seed
+from .seedwork import Outputs, SeedEnv, capture_seed_safely
+from .shards import Batch
+from .warc import OPEN_SUFFIX, new_record_id, utc_now
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """Everything a task needs, picklable (it travels to worker processes and Dask workers)."""
+
+    cfg: Config
+    collection: Collection
+    batch: Batch
+    stamp: str  # the 14-digit time the batch was formed: in its names, the same when it is run again
+
+    @property
+    def name(self) -> str:
+        """The fragment's name; the batch's WARC files are `<warc_prefix>-<name>-NNN.warc.gz`."""
+        return f"{self.stamp}-{self.batch.name}"
+
+    @property
+    def warc_base(self) -> str:
+        return f"{self.cfg.warc_prefix}-{self.name}"
+
+    @property
+    def threads(self) -> int:
+        """Threads worth giving the batch: more than its hosts' politeness allows would only wait."""
+        batch, cfg = self.batch, self.cfg
+        return max(1, min(cfg.workers, len(batch.seeds), cfg.host_concurrency * batch.hosts))
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    name: str
+    fragment: Path
+    seeds: int
+
+
+def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Callable[[], str] = new_record_id,
+              policy: AddressPolicy | None = None, stop: Any = None) -> BatchDone:
+    """Capture the batch and commit it.
+
+    `stop`: an Event; once set, seeds not started yet are left out (Ctrl-C), and the batch commits
+    what it did: the seeds left out are not in its fragment, and the next run captures them.
+    `clock`, `new_id` and `policy` are for tests (in-process only).
+    """
+    collection, cfg = job.collection, job.cfg
+    for leftover in collection.archive_dir.glob(f"{job.warc_base}-*{OPEN_SUFFIX}"):
+        leftover.unlink(missing_ok=True)  # an earlier attempt of this task that died: started again
+    fetcher = Fetcher(cfg, clock, policy)
+    env = SeedEnv(cfg, collection, fetcher, clock, new_id)
+    outputs = Outputs(env, job.warc_base)
+
+    def one(seed: Seed) -> Entry | None:
+        if stop is not None and stop.is_set():
+            return None
+        return capture_seed_safely(env, outputs, seed)
+
+    try:
+        with cf.ThreadPoolExecutor(job.threads, thread_name_prefix=f"batch-{job.batch.shard}") as pool:
+            entries = [entry for entry in pool.map(one, job.batch.seeds) if entry is not None]
+    finally:
+        files = outputs.close()
+        fetcher.close()
+    path = write_fragment(fragment_path(collection, job.name), [p.name for p in files], entries)
+    return BatchDone(job.name, path, len(entries))
+
+
+def collect(job: BatchJob, done: BatchDone) -> tuple[list[Entry], list[Path]]:
+    """A committed batch's entries and files; files of the batch it does not name are removed."""
+    fragment = read_fragment(done.fragment)
+    archive = job.collection.archive_dir
+    for path in orphans(job.collection, sorted(archive.glob(f"{job.warc_base}-*"))):
+        path.unlink(missing_ok=True)  # written by an attempt that died; the commit replaced it
+    return fragment.entries, [archive / name for name in fragment.files]

@@ -1,0 +1,121 @@
+"""Shards, batches and their commit protocol, with the real capture code against the test site."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from archiver.batches import BatchJob, collect, run_batch
+from archiver.config import Config
+from archiver.fragments import Entry, fragment_path, read_fragment, write_fragment
+from archiver.index import update_index
+from archiver.layout import Collection
+from archiver.seeds import Seed
+from archiver.shards import Batcher, batch_key, shard_of
+from archiver.store import Article, Store
+
+from .newsite import NewsSite
+from .warcs import check_with_third_party_tools
+
+
+def seeds(*urls: str) -> list[Seed]:
+    return [Seed(url=url, source=f"s{n}") for n, url in enumerate(urls)]
+
+
+def test_a_hosts_seeds_share_a_shard_whatever_the_path_or_process() -> None:
+    assert shard_of("http://a.example/1", 1024) == shard_of("http://A.example/2?x", 1024)
+    # stable across runs and machines: a fixed value, not Python's salted hash()
+    assert shard_of("http://a.example/1", 1024) == shard_of("http://a.example/9", 1024) == 526
+    assert len({shard_of(f"http://host{n}.example/", 64) for n in range(200)}) > 50
+    assert batch_key(seeds("http://a/1", "http://a/2")) == batch_key(seeds("http://a/1", "http://a/2"))
+    assert batch_key(seeds("http://a/1", "http://a/2")) != batch_key(seeds("http://a/1", "http://a/3"))
+
+
+def test_batches_leave_full_or_after_waiting_and_never_two_per_shard() -> None:
+    now = [0.0]
+    batcher = Batcher(shards=16, batch_size=3, max_wait=5.0, now=lambda: now[0])
+    for n in range(7):
+        batcher.add(Seed(url=f"http://a.example/{n}", source="s"))
+    batcher.add(Seed(url="http://b.example/0", source="s"))
+    first = batcher.take(busy=set(), ended=False, limit=10)
+    assert [len(b.seeds) for b in first] == [3]  # a.example's first full batch; b.example waits
+    shard = first[0].shard
+    assert batcher.take(busy={shard}, ended=False, limit=10) == []  # one batch per shard in flight
+    assert [len(b.seeds) for b in batcher.take(busy=set(), ended=False, limit=10)] == [3]
+    now[0] = 5.0  # the leftovers have waited long enough
+    rest = batcher.take(busy=set(), ended=False, limit=10)
+    assert sorted(len(b.seeds) for b in rest) == [1, 1] and batcher.buffered == 0
+    assert [s.url for b in first for s in b.seeds] == [f"http://a.example/{n}" for n in range(3)]
+
+
+def test_fragments_keep_rows_exactly(tmp_path: Path) -> None:
+    article = Article(url="http://a/1", title="标题 \"x\"\n", seed_timestamp=1696553101000, seed_time="t",
+                      page_title="", published="", capture_time="c", status=None, final_url="", lead_image_url="",
+                      lead_image_status="", warc_file="f.warc.gz", warc_offset=0, warc_length=None,
+                      payload_digest="", replay_path="", source="s", error="", attempts=2)
+    entries = [Entry(article, ["a 1 {}", "b 2 {}"], "", "正文"), Entry(article, [], "why", "")]
+    path = write_fragment(tmp_path / "x.parquet", ["f.warc.gz"], entries)
+    fragment = read_fragment(path)
+    assert fragment.entries == entries and fragment.files == ["f.warc.gz"] and fragment.name == "x"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]  # no temporary file left
+
+
+def _job(cfg: Config, site: NewsSite, pages: list[str]) -> BatchJob:
+    batch_seeds = seeds(*(site.url + page for page in pages))
+    from archiver.shards import Batch
+
+    collection = Collection.at(cfg.root, "news")
+    collection.create()
+    return BatchJob(cfg, collection, Batch(shard_of(site.url, cfg.shards), batch_key(batch_seeds), batch_seeds),
+                    "20240102030405")
+
+
+def test_a_batch_run_twice_leaves_its_outputs_once(cfg: Config, site: NewsSite, clock: Callable[[], datetime],
+                                                   new_id: Callable[[], str]) -> None:
+    job = _job(cfg.replace(warc_max_size=30_000, workers=1), site, ["/plain.html", "/gbk.html", "/chunked.html"])
+    first = run_batch(job, clock, new_id)
+    archive = job.collection.archive_dir
+    names = sorted(p.name for p in archive.iterdir())
+    assert len(names) >= 2 and all(n.startswith(job.warc_base + "-") for n in names)
+    # an attempt that died after its files were renamed: the next attempt writes the same names
+    extra = archive / f"{job.warc_base}-009.warc.gz"
+    shutil.copy(archive / names[0], extra)
+    (archive / f"{job.warc_base}-000.warc.gz.open").write_bytes(b"half a record")
+    second = run_batch(job, clock, new_id)
+    assert second.fragment == first.fragment == fragment_path(job.collection, job.name)
+    assert not list(archive.glob("*.open"))  # the dead attempt's .open was removed when this one started
+    entries, files = collect(job, second)
+    assert sorted(p.name for p in archive.iterdir()) == names == sorted(p.name for p in files)
+    assert not extra.exists()  # not named by the committed fragment: removed
+    assert sorted(e.article.url for e in entries) == sorted(s.url for s in job.batch.seeds)
+    assert all(e.article.warc_file in names for e in entries)
+    check_with_third_party_tools(archive)
+
+
+def test_refresh_removes_files_the_committed_fragment_does_not_name(cfg: Config, site: NewsSite) -> None:
+    job = _job(cfg, site, ["/plain.html"])
+    run_batch(job)
+    archive = job.collection.archive_dir
+    (committed,) = archive.glob("*.warc.gz")
+    orphan = archive / f"{job.warc_base}-001.warc.gz"
+    shutil.copy(committed, orphan)
+    unrelated = archive / "other-tool.warc.gz"
+    shutil.copy(committed, unrelated)  # not a batch file: indexed like any WARC
+    report = update_index(cfg, "news")
+    assert not orphan.exists() and any("removed (its batch was committed" in m for m in report.mended)
+    assert report.files == 2
+    with Store(job.collection.db_path) as store:
+        assert set(store.indexed_files()) == {committed.name, unrelated.name}
+
+
+def test_a_stopped_batch_commits_only_what_it_did(cfg: Config, site: NewsSite) -> None:
+    job = _job(cfg, site, ["/plain.html", "/gbk.html"])
+    stop = threading.Event()
+    stop.set()
+    done = run_batch(job, stop=stop)
+    fragment = read_fragment(done.fragment)
+    assert done.seeds == 0 and fragment.entries == [] and fragment.files == []
+    assert not list(job.collection.archive_dir.iterdir())  # a file is opened only for a seed to write
