@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run demo test lint setup setup-test browser clean
+.PHONY: run demo test lint setup setup-test browser services clean
 
 run: setup  ## capture seeds/, index, and replay at http://127.0.0.1:$(PORT)/
 	$(BIN)/archiver init
@@ -20,7 +20,7 @@ run: setup  ## capture seeds/, index, and replay at http://127.0.0.1:$(PORT)/
 demo: setup  ## capture the bundled news site over loopback, then replay it
 	$(BIN)/archiver demo --port $(PORT)
 
-test: setup-test browser lint  ## everything the suite needs, then the suite
+test: setup-test browser services lint  ## everything the suite needs, then the suite
 	$(BIN)/pytest
 
 lint: setup-test
@@ -48,6 +48,11 @@ browser:  ## Debian's Chromium (and CJK fonts) for the replay tests
 	@command -v chromium >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk; }
+
+services:  ## Debian's redis-server for tests/test_redis_index.py (the tests start and stop their own)
+	@command -v redis-server >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends redis-server; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,13 +21,14 @@ from . import index as index_mod
 from . import init as init_mod
 from .config import Config
 from .engines import BatchEngine, ProcessRunner, Runner, ThreadRunner
-from .errors import SeedError, UsageError
+from .errors import ArchiverError, SeedError, UsageError
 from .feeds import fetch_feed
 from .fetch import Fetcher
 from .fragments import Entry
 from .layout import Collection, locked
 from .listing import write_listing
 from .netguard import AddressPolicy
+from .replayindex import follow_cdxj
 from .seeds import BadSeed, Seed, check_url, iter_seeds
 from .store import Store
 from .textindex import TextIndexWriter
@@ -52,6 +53,9 @@ class CaptureReport:
     duplicates: int = 0
     failures: list[Event] = field(default_factory=list)
     interrupted: bool = False
+    files: int = 0  # complete WARC files the run added
+    replay_index: str = ""  # the collection's own replay index (zipnum, Redis), brought up to date
+    replay_index_error: str = ""  # ...or why it could not be
 
     @property
     def failed_by_reason(self) -> Counter[str]:
@@ -97,7 +101,13 @@ def capture(
             runner = ThreadRunner(cfg, clock, new_id, policy)
         engine = BatchEngine(cfg, collection, runner, clock)
         seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin))
-        return _run(cfg, collection, seeds, on_event or (lambda event: None), engine)
+        report = _run(cfg, collection, seeds, on_event or (lambda event: None), engine)
+        if report.files:
+            try:  # replay reads a zipnum or Redis copy of index.cdxj: it must see the new captures too
+                report.replay_index = follow_cdxj(collection)
+            except ArchiverError as exc:  # the capture itself is complete and indexed
+                report.replay_index_error = str(exc)
+        return report
 
 
 def _feed_items(cfg: Config, feeds: Iterable[str], clock: Callable[[], datetime],
@@ -148,6 +158,7 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
             files = engine.close()
         # every file of the run is complete: its records join the replay index
         index_mod.add_files(collection, store, files, lines)
+        report.files = len(files)
         # the collection page's JSON (listing.py): rewritten when the run added files, or missing
         write_listing(collection, store, changed=bool(files))
     return report

@@ -24,6 +24,9 @@ from .export import FORMATS, TIME_FIELDS, Filters
 from .export import export as export_lib
 from .index import build_index
 from .init import init as init_lib
+from .layout import Collection
+from .pywbconfig import collection_index
+from .redisindex import load_redis, parse_redis_url
 from .replay import ReplayServer, replay_urls, start_replay
 from .search import search as search_lib
 from .status import StatusReport
@@ -32,6 +35,7 @@ from .verify import KINDS, Problem
 from .verify import verify as verify_lib
 from .watch import parse_every
 from .watch import watch as watch_lib
+from .zipnum import build_zipnum
 
 COLLECTION_HELP = "collection name (default: archiver.collection in config.yaml, else 'news')"
 CLUSTER_HELP = ("run on a Dask cluster: scheduler address (tcp://HOST:8786) or scheduler file; the workers must "
@@ -148,6 +152,11 @@ def _summary(report: CaptureReport) -> None:
         for event in report.failures:
             detail = f" - {event.detail}" if event.detail else ""
             click.echo(f"  {event.source}: {event.reason} {event.url}{detail}", err=True)
+    if report.replay_index:
+        click.echo(f"updated the {report.replay_index}", err=True)
+    if report.replay_index_error:
+        click.echo(f"warning: replay's index was not updated: {report.replay_index_error}; "
+                   "run 'archiver index' with --zipnum or --redis to update it", err=True)
     if report.interrupted:
         click.echo("interrupted: run the same command again to resume", err=True)
 
@@ -193,15 +202,28 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
 
 @cli.command()
 @click.option("-c", "--collection", help=COLLECTION_HELP)
+@click.option("--zipnum", is_flag=True,
+              help="also build a zipnum cluster index (indexes/zipnum/) and have replay read it (config.yaml)")
+@click.option("--redis", "redis_url", metavar="URL",
+              help="also load the index into Redis, redis://HOST:PORT/DB[/KEY], and have replay read it "
+                   "from there (config.yaml); several replay front-ends can share it")
 @click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
 @click.pass_context
-def index(ctx: click.Context, collection: str | None, cluster: str | None) -> None:
+def index(ctx: click.Context, collection: str | None, zipnum: bool, redis_url: str | None,
+          cluster: str | None) -> None:
     """Rebuild the CDXJ replay index and the metadata index from the WARC files alone.
 
     Reads WARC and ARC files from any tool. Files that cannot be read are listed and skipped
     (exit status 1); `archiver verify` says what is wrong with them, record by record.
+    With --zipnum or --redis, replay then reads that index instead of indexes/index.cdxj;
+    run the same command again after capturing more.
     """
     cfg = _config(ctx, cluster=cluster)
+    collection_name = collection or cfg.collection
+    if zipnum and redis_url:
+        raise click.UsageError("--zipnum and --redis each give replay its index: choose one")
+    if redis_url:
+        parse_redis_url(redis_url, collection_name)  # a malformed URL fails now, not after the whole rebuild
     live = _Live(ctx.obj.get("quiet", False))
 
     def progress(done: int, total: int, name: str) -> None:
@@ -217,6 +239,19 @@ def index(ctx: click.Context, collection: str | None, cluster: str | None) -> No
         click.echo(f"skipped {line}", err=True)
     click.echo(f"indexed {report.files} WARC files, {report.records} records, "
                f"{report.articles} articles")
+    restart = "; replay reads it (restart a running replay: config.yaml changed)"
+    if zipnum:
+        built = build_zipnum(Collection.at(cfg.root, collection_name))
+        click.echo(f"zipnum index: {built.lines} lines in {built.blocks} blocks, "
+                   f"{built.summary.relative_to(cfg.root)}{restart if built.config_changed else '; replay reads it'}")
+    elif redis_url:
+        loaded = load_redis(Collection.at(cfg.root, collection_name), redis_url)
+        click.echo(f"loaded {loaded.members} lines into {loaded.target.display}"
+                   f"{restart if loaded.config_changed else '; replay reads it'}")
+    elif collection_index(cfg.root, collection_name):
+        click.echo(f"note: config.yaml gives replay of {collection_name!r} an index of its own "
+                   f"(collections: {collection_name}: index:), "
+                   "not rebuilt now: run again with --zipnum or --redis URL to update it", err=True)
     if report.unreadable:
         sys.exit(1)
 

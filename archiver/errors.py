@@ -48,5 +48,9 @@ class ReplayError(ArchiverError):
     """pywb could not be started or stopped."""
 
 
+class ReplayIndexError(ArchiverError):
+    """A replay index (zipnum cluster, Redis) could not be built, loaded or reached."""
+
+
 class ClusterError(ArchiverError):
     """The workers (local processes or a Dask cluster) could not be reached, or died."""

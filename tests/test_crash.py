@@ -98,13 +98,16 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, site: NewsSite, p
 def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, site: NewsSite, processes: int) -> None:
     root, urls = make_root(tmp_path, site, 60, processes)
     process = start_capture(root)
-    time.sleep(1.0)
+    archive = root / "collections" / "news" / "archive"
+    deadline = time.monotonic() + 60  # worker processes start slowly on a busy machine: wait for a first file
+    while time.monotonic() < deadline and not list(archive.glob("*" + OPEN_SUFFIX)) and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
     assert "interrupted: run the same command again to resume" in output
     assert "Traceback" not in output
-    archive = root / "collections" / "news" / "archive"
     assert not list(archive.glob("*" + OPEN_SUFFIX)), "files were left open"
     check_with_third_party_tools(archive)
     with Store(Collection.at(root, "news").db_path) as store:

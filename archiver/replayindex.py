@@ -1,0 +1,37 @@
+"""Keeping a collection's own replay index (zipnum or Redis, named in config.yaml) in step.
+
+`index.cdxj` is always the collection's index; `archiver index --zipnum/--redis` gives replay a copy
+of it elsewhere (zipnum.py, redisindex.py, pywbconfig.py). Capture and index update that copy too
+whenever they change `index.cdxj`, so replay never lags behind the archive.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from .errors import ReplayIndexError
+from .layout import Collection
+from .pywbconfig import collection_index
+from .redisindex import connect, load_lines, parse_redis_url, redis_error
+from .zipnum import pywb_index, write_zipnum, zipnum_dir
+
+
+def follow_cdxj(collection: Collection) -> str:
+    """Rebuild the collection's configured replay index from its `index.cdxj`; the caller holds the
+    collection's lock. Returns what was updated ("" when replay reads `indexes/` itself)."""
+    index = collection_index(collection.root, collection.name)
+    if not index or not collection.cdxj_path.exists():
+        return ""
+    if index == pywb_index(collection):
+        report = write_zipnum(collection.cdxj_path, zipnum_dir(collection))
+        return f"zipnum index: {report.lines} lines"
+    if index.startswith("redis://"):
+        target = parse_redis_url(index, collection.name)
+        client = connect(target)
+        try:
+            lines, _ = load_lines(client, target.key, collection.cdxj_path)
+        except redis.exceptions.RedisError as exc:
+            raise redis_error(target, exc) from exc
+        return f"Redis index {target.display}: {lines} lines"
+    raise ReplayIndexError(f"config.yaml gives collection {collection.name!r} the index {index!r}, which "
+                           "archiver does not maintain: update it yourself after each capture")
