@@ -4,10 +4,10 @@ It runs wherever the engine puts it (engines.py): a thread of the capture proces
 or a Dask worker on another machine that sees the same archive root. The commit protocol makes a
 task that runs twice (Dask re-runs a task whose worker died) leave its outputs once:
 
-1. the batch's WARC files are written as `<name>.open` and renamed, complete and synced, to names
-   derived from the batch (`<prefix>-<stamp>-<shard>-<key>-000.warc.gz`): a re-run writes the same
-   names and replaces them;
-2. then its metadata fragment (fragments.py) is written whole and renamed into place: the commit;
+1. the batch's WARC files are written as `<name>.open`, closed, synced and published (renamed into
+   `archive/`, or uploaded whole to an object store: storage.py) under names derived from the
+   batch (`<prefix>-<stamp>-<shard>-<key>-000.warc.gz`): a re-run writes the same names;
+2. then its metadata fragment (fragments.py) is published whole: the commit;
 3. the capture process merges committed fragments into the collection's indexes and removes files
    of the batch that its fragment does not name (left by an attempt that died).
 """
@@ -18,17 +18,17 @@ import concurrent.futures as cf
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from .config import Config
 from .fetch import Fetcher
-from .fragments import Entry, fragment_path, orphans, read_fragment, write_fragment
+from .fragments import Entry, orphans, read_fragment, write_fragment
 from .layout import Collection
 from .netguard import AddressPolicy
 from .seeds import Seed
 from .seedwork import Outputs, SeedEnv, capture_seed_safely
 from .shards import Batch
+from .storage import collection_storage
 from .warc import OPEN_SUFFIX, new_record_id, utc_now
 
 
@@ -60,7 +60,7 @@ class BatchJob:
 @dataclass(frozen=True)
 class BatchDone:
     name: str
-    fragment: Path
+    fragment: str  # its name in the collection's storage
     seeds: int
 
 
@@ -73,11 +73,13 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
     `clock`, `new_id` and `policy` are for tests (in-process only).
     """
     collection, cfg = job.collection, job.cfg
-    for leftover in collection.archive_dir.glob(f"{job.warc_base}-*{OPEN_SUFFIX}"):
+    storage = collection_storage(cfg, collection)
+    spool = storage.staging_path(f"archive/{job.warc_base}").parent
+    for leftover in spool.glob(f"{job.warc_base}-*{OPEN_SUFFIX}"):
         leftover.unlink(missing_ok=True)  # an earlier attempt of this task that died: started again
     fetcher = Fetcher(cfg, clock, policy)
     env = SeedEnv(cfg, collection, fetcher, clock, new_id)
-    outputs = Outputs(env, job.warc_base)
+    outputs = Outputs(env, job.warc_base, spool)
 
     def one(seed: Seed) -> Entry | None:
         if stop is not None and stop.is_set():
@@ -90,14 +92,17 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
     finally:
         files = outputs.close()
         fetcher.close()
-    path = write_fragment(fragment_path(collection, job.name), [p.name for p in files], entries)
-    return BatchDone(job.name, path, len(entries))
+    for path in files:
+        storage.publish(path, f"archive/{path.name}")
+    fragment = write_fragment(storage, job.name, [p.name for p in files], entries)
+    return BatchDone(job.name, fragment, len(entries))
 
 
-def collect(job: BatchJob, done: BatchDone) -> tuple[list[Entry], list[Path]]:
-    """A committed batch's entries and files; files of the batch it does not name are removed."""
-    fragment = read_fragment(done.fragment)
-    archive = job.collection.archive_dir
-    for path in orphans(job.collection, sorted(archive.glob(f"{job.warc_base}-*"))):
-        path.unlink(missing_ok=True)  # written by an attempt that died; the commit replaced it
-    return fragment.entries, [archive / name for name in fragment.files]
+def collect(job: BatchJob, done: BatchDone) -> tuple[list[Entry], list[tuple[str, int]]]:
+    """A committed batch's entries and files (name, size); files of the batch it does not name are
+    removed."""
+    storage = collection_storage(job.cfg, job.collection)
+    fragment = read_fragment(storage, done.fragment)
+    for name in orphans(storage, [n.removeprefix("archive/") for n in storage.list(f"archive/{job.warc_base}-")]):
+        storage.remove(f"archive/{name}")  # written by an attempt that died; the commit replaced it
+    return fragment.entries, [(name, storage.size(f"archive/{name}")) for name in fragment.files]

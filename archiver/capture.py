@@ -89,7 +89,7 @@ def capture(
     if injected and cfg.cluster:
         raise UsageError("an injected clock, ID source or address policy cannot travel to a cluster")
     with locked(collection):
-        index_mod.refresh(collection, rebuild=False)  # mends and indexes leftovers of a killed run
+        index_mod.refresh(collection, rebuild=False, cfg=cfg)  # mends and indexes leftovers of a killed run
         runner: Runner
         if cfg.cluster:
             from .cluster import DaskRunner, connect

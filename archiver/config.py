@@ -22,6 +22,8 @@ class Config:
     workers: int = 8
     processes: int = 1
     cluster: str = ""
+    storage: str = ""
+    storage_endpoint: str = ""
     shards: int = 1024
     batch_size: int = 100
     batch_wait: float = 5.0
@@ -58,6 +60,9 @@ KEY_HELP: dict[str, str] = {
     "processes": "worker processes for capture (more than 1 uses more cores; seeds are split by host)",
     "cluster": "Dask scheduler address (tcp://host:8786) or scheduler file to run capture and index on; "
                "empty: this machine",
+    "storage": "where WARC files and fragments go: empty for collections/<name>/, or s3://bucket/prefix "
+               "(credentials from AWS_* variables); each collection gets <prefix>/<name>/",
+    "storage_endpoint": "S3 endpoint for storage when not AWS itself (MinIO, Ceph): http(s)://host:port",
     "shards": "seeds are grouped into this many shards by host; one batch per shard runs at a time",
     "batch_size": "seeds per capture batch (one task: its own WARC file and metadata fragment)",
     "batch_wait": "seconds a partly filled batch waits for more seeds of its shard before it runs",

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from .batches import BatchDone, BatchJob, collect, run_batch
@@ -76,7 +75,7 @@ class BatchEngine:
         self.busy: dict[int, BatchJob] = {}  # shard -> its batch in flight
         self.buffer_limit = cfg.batch_size * 4
         self.ended = False
-        self.files: list[Path] = []
+        self.files: list[tuple[str, int]] = []  # (name, size) of the complete WARC files collected
 
     def submit(self, seed: Seed) -> None:
         self.batcher.add(seed)
@@ -131,7 +130,7 @@ class BatchEngine:
         for job in self.runner.stop():
             del self.busy[job.batch.shard]
 
-    def close(self) -> list[Path]:
+    def close(self) -> list[tuple[str, int]]:
         """Wait for what is in flight; return the complete files of the batches collected."""
         self.runner.close()
         return self.files

@@ -2,25 +2,23 @@
 
 A fragment holds the rows the work produced (the metadata index's columns, exactly as stored),
 the replay-index lines of its records, the article texts for search, and, in the file's key-value
-metadata, the WARC files it covers. Writing it is the commit: it appears whole (temporary file,
-fsync, rename) after the WARC files it names are complete, so a fragment on disk always means
-"this work is done and its files are there". The collection's SQLite index is merged from them.
+metadata, the WARC files it covers. Writing it is the commit: it appears whole (written aside,
+then published: a rename on a filesystem, a completed PUT on an object store) after the WARC
+files it names are published, so a fragment in the store always means "this work is done and its
+files are there". The collection's SQLite index is merged from them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from dataclasses import astuple, dataclass
-from pathlib import Path
 from typing import Any
 
-from .layout import Collection
+from .storage import Storage
 from .store import FIELDS, Article
-from .warc import fsync_dir
 
+FOLDER = "indexes/fragments"
 SUFFIX = ".parquet"
 _INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"}
 
@@ -38,16 +36,13 @@ class Entry:
 @dataclass(frozen=True)
 class Fragment:
     name: str
-    files: list[str]  # the WARC files (names in the archive directory) the entries point into
+    files: list[str]  # the WARC files (names in archive/) the entries point into
     entries: list[Entry]
 
 
-def fragments_dir(collection: Collection) -> Path:
-    return collection.indexes_dir / "fragments"
-
-
-def fragment_path(collection: Collection, name: str) -> Path:
-    return fragments_dir(collection) / (name + SUFFIX)
+def fragment_name(name: str) -> str:
+    """The store name of fragment `name`."""
+    return f"{FOLDER}/{name}{SUFFIX}"
 
 
 def _schema() -> Any:
@@ -59,8 +54,9 @@ def _schema() -> Any:
     return pa.schema(columns)
 
 
-def write_fragment(path: Path, files: list[str], entries: list[Entry]) -> Path:
-    """Commit: write the fragment whole, then rename it into place."""
+def write_fragment(storage: Storage, name: str, files: list[str], entries: list[Entry],
+                   folder: str = FOLDER) -> str:
+    """Commit: write the fragment aside, then publish it whole. Returns its store name."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -71,68 +67,64 @@ def write_fragment(path: Path, files: list[str], entries: list[Entry]) -> Path:
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     table = pa.table([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    target = f"{folder}/{name}{SUFFIX}"
+    staged = storage.staging_path(target)
     try:
-        pq.write_table(table, tmp, compression="zstd")
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        pq.write_table(table, staged, compression="zstd")
+        storage.publish(staged, target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
-    return path
+    return target
 
 
-def read_fragment(path: Path) -> Fragment:
+def read_fragment(storage: Storage, target: str) -> Fragment:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    with storage.open_read(target) as fh:
+        table = pq.read_table(fh)
     files = list(json.loads((table.schema.metadata or {}).get(b"archiver.files", b"[]")))
-    rows = table.to_pylist()
     entries = [
         Entry(Article(**{name: row[name] for name in FIELDS}), list(row["cdxj"] or []), row["detail"] or "",
               row["text"] or "")
-        for row in rows
+        for row in table.to_pylist()
     ]
-    return Fragment(path.name.removesuffix(SUFFIX), files, entries)
+    return Fragment(target.rsplit("/", 1)[-1].removesuffix(SUFFIX), files, entries)
+
+
+def files_named(storage: Storage, target: str) -> list[str]:
+    """The WARC files a fragment commits (read from its footer only)."""
+    import pyarrow.parquet as pq
+
+    with storage.open_read(target) as fh:
+        metadata = pq.read_schema(fh).metadata or {}
+    return list(json.loads(metadata.get(b"archiver.files", b"[]")))
 
 
 # <prefix>-<stamp>-<shard>-<key>-<serial>.warc.gz: a WARC file of a capture batch (batches.py)
 _BATCH_FILE = re.compile(r"-(\d{14}-\d{4}-[0-9a-f]{12})-\d{3}\.warc\.gz(?:\.open)?$")
 
 
-def files_named(path: Path) -> list[str]:
-    """The WARC files a fragment commits (read from its footer only)."""
-    import pyarrow.parquet as pq
-
-    return list(json.loads((pq.read_schema(path).metadata or {}).get(b"archiver.files", b"[]")))
-
-
-def orphans(collection: Collection, paths: list[Path]) -> list[Path]:
-    """Those of `paths` written by a batch attempt that died, the batch being committed since by
-    another attempt (whose fragment does not name them): their seeds are in the committed files.
-
-    Files of a batch that has no fragment are no orphans: nothing else holds their records."""
+def orphans(storage: Storage, names: list[str]) -> list[str]:
+    """Those of the WARC files `names` (in archive/) written by a batch attempt that died, the batch
+    being committed since by another attempt (whose fragment does not name them): their seeds are in
+    the committed files. Files of a batch that has no fragment are no orphans: nothing else holds
+    their records."""
     found = []
-    named: dict[str, set[str]] = {}
-    for path in paths:
-        match = _BATCH_FILE.search(path.name)
+    named: dict[str, set[str] | None] = {}  # fragment -> the files it commits (None: not committed)
+    for name in names:
+        match = _BATCH_FILE.search(name)
         if match is None:
             continue
-        fragment = fragment_path(collection, match.group(1))
-        if not fragment.exists():
-            continue
-        if fragment.name not in named:
-            named[fragment.name] = set(files_named(fragment))
-        if path.name not in named[fragment.name]:
-            found.append(path)
+        target = fragment_name(match.group(1))
+        if target not in named:
+            named[target] = set(files_named(storage, target)) if storage.exists(target) else None
+        files = named[target]
+        if files is not None and name not in files:
+            found.append(name)
     return found
 
 
-def committed(collection: Collection) -> Iterator[Path]:
-    """Every fragment of the collection, by name."""
-    folder = fragments_dir(collection)
-    if folder.is_dir():
-        yield from sorted(p for p in folder.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+def committed(storage: Storage) -> list[str]:
+    """Every fragment of the collection, by store name."""
+    return storage.list(FOLDER + "/", SUFFIX)

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import functools
 import heapq
+import io
 import json
 import multiprocessing as mp
 import os
 import shutil
 import tempfile
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import surt
 from warcio.archiveiterator import ArchiveIterator
@@ -32,10 +36,11 @@ from .children import worker_init
 from .config import Config
 from .errors import SeedError, WarcError
 from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
-from .fragments import SUFFIX, Entry, orphans, read_fragment, write_fragment
-from .layout import Collection, locked
+from .fragments import Entry, orphans, read_fragment, write_fragment
+from .layout import WARC_SUFFIXES, Collection, locked
 from .listing import write_listing
 from .seeds import Seed, parse_seed_document
+from .storage import LocalStorage, Storage, collection_storage
 from .store import Article, Store
 from .textindex import TextIndexWriter
 from .warc import (
@@ -254,7 +259,7 @@ class PendingLines:
         self._file.close()
 
 
-def add_files(collection: Collection, store: Store, files: list[Path], lines: PendingLines) -> None:
+def add_files(collection: Collection, store: Store, files: list[tuple[str, int]], lines: PendingLines) -> None:
     """Merge the lines of a capture run into the replay index and mark its files indexed.
 
     If this never happens (a crash), the files are not marked, and the next run indexes them
@@ -263,7 +268,7 @@ def add_files(collection: Collection, store: Store, files: list[Path], lines: Pe
     if not files:
         return
     merge_cdxj(collection.cdxj_path, lines.sorted())
-    store.mark_indexed((path.name, path.stat().st_size) for path in files)
+    store.mark_indexed(files)
 
 
 def update_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
@@ -291,148 +296,186 @@ MERGE_FAN_IN = 256  # sorted parts merged at once (each holds a file open)
 
 @dataclass(frozen=True)
 class PartDone:
-    """One WARC file indexed: its sorted replay-index part and its metadata fragment."""
+    """One WARC file indexed: its sorted replay-index part and its metadata fragment (store names)."""
 
     name: str  # the WARC file's name
-    cdxj: Path | None
-    fragment: Path | None
+    cdxj: str
+    fragment: str
     records: int
     error: str = ""  # why the file could not be read
 
 
-def index_part(path: Path, collection: Collection, parts: Path) -> PartDone:
+def index_part(name: str, cfg: Config, collection: Collection, parts: str) -> PartDone:
     """The index task of one file, run here, in a worker process or on a Dask worker: its lines,
-    sorted, to `<parts>/<file>.cdxj`, and its rows to a fragment beside it. Written whole and
-    renamed, so a task that runs twice leaves them once."""
+    sorted, to `<parts>/<file>.cdxj`, and its rows to a fragment beside it, both published whole,
+    so that a task that runs twice leaves them once. A file on an object store is read from a
+    local copy (indexing reads it whole, then seeks back to the pages)."""
+    storage = collection_storage(cfg, collection)
+    local = storage.staging_path(f"archive/{name}")
+    copy = not isinstance(storage, LocalStorage)
     try:
-        result = index_file(path, collection.name)
-    except WarcError as exc:  # other tools' damaged files: reported, the rest indexed
-        return PartDone(path.name, None, None, 0, str(exc))
-    cdxj = parts / (path.name + ".cdxj")
-    tmp = cdxj.with_name(f".{cdxj.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as out:
+        if copy:
+            local = local.with_name(name)  # the records' filename in the index is the file's name
+            with storage.open_read(f"archive/{name}") as src, local.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        else:
+            local = collection.archive_dir / name
+        try:
+            result = index_file(local, collection.name)
+        except WarcError as exc:  # other tools' damaged files: reported, the rest indexed
+            return PartDone(name, "", "", 0, str(exc))
+    finally:
+        if copy:
+            local.unlink(missing_ok=True)
+    cdxj = f"{parts}/{name}.cdxj"
+    staged = storage.staging_path(cdxj)
+    with staged.open("w", encoding="utf-8", newline="\n") as out:
         out.writelines(line + "\n" for line in sorted(result.cdxj))
-    os.replace(tmp, cdxj)
+    storage.publish(staged, cdxj)
     entries = [Entry(a, [], "", result.texts.get(a.url, "")) for a in result.articles]
-    fragment = write_fragment(parts / (path.name + SUFFIX), [path.name], entries)
-    return PartDone(path.name, cdxj, fragment, result.records)
+    fragment = write_fragment(storage, name, [name], entries, folder=parts)
+    return PartDone(name, cdxj, fragment, result.records)
 
 
-def _index_parts(cfg: Config | None, paths: list[Path], collection: Collection, parts: Path) -> Iterator[PartDone]:
+def _index_parts(cfg: Config, names: list[str], collection: Collection, parts: str,
+                 sizes: dict[str, int]) -> Iterator[PartDone]:
     """Each file's part, in file order; the files are indexed in parallel when that pays: on the
     cluster (`cfg.cluster`), or in worker processes when there is enough work for every core
     (reading and parsing is CPU-bound; the GIL allows one core a process)."""
-    if cfg is not None and cfg.cluster:
+    if cfg.cluster:
         from .cluster import connect, map_tasks
 
         client = connect(cfg.cluster)
         try:
             waiting: dict[str, PartDone] = {}
-            order = iter(paths)
+            order = iter(names)
             upcoming = next(order, None)
-            for path, outcome in map_tasks(client, index_part, paths, collection, parts,
-                                           key=lambda p: f"archiver-index-{parts.name}-{p.name}"):
+            for name, outcome in map_tasks(client, index_part, names, cfg, collection, parts,
+                                           key=lambda n: f"archiver-index-{parts.rsplit('/', 1)[-1]}-{n}"):
                 if isinstance(outcome, BaseException):
-                    outcome = PartDone(path.name, None, None, 0, f"{path.name}: {type(outcome).__name__}: {outcome}")
-                waiting[path.name] = outcome
-                while upcoming is not None and upcoming.name in waiting:  # handed on in file order
-                    yield waiting.pop(upcoming.name)
+                    outcome = PartDone(name, "", "", 0, f"{name}: {type(outcome).__name__}: {outcome}")
+                waiting[name] = outcome
+                while upcoming is not None and upcoming in waiting:  # handed on in file order
+                    yield waiting.pop(upcoming)
                     upcoming = next(order, None)
         finally:
             client.close()
         return
-    workers = min(os.cpu_count() or 1, len(paths))
-    if workers < 2 or sum(p.stat().st_size for p in paths) < PARALLEL_BYTES:
-        for path in paths:
-            yield index_part(path, collection, parts)
+    workers = min(os.cpu_count() or 1, len(names))
+    if workers < 2 or sum(sizes[n] for n in names) < PARALLEL_BYTES:
+        for name in names:
+            yield index_part(name, cfg, collection, parts)
         return
+    count = len(names)
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
                                 initargs=(os.getpid(),)) as pool:
-        yield from pool.map(index_part, paths, [collection] * len(paths), [parts] * len(paths))
+        yield from pool.map(index_part, names, [cfg] * count, [collection] * count, [parts] * count)
 
 
-def _merged(paths: list[Path], scratch: Path) -> Iterator[str]:
-    """The lines of sorted files, merged (k-way, streaming); in rounds when there are many files."""
+def _merged(storage: Storage, names: list[str], scratch: Path) -> Iterator[str]:
+    """The lines of sorted parts, merged (k-way, streaming); in rounds when there are many parts."""
+    opened: list[Callable[[], IO[bytes]]] = [functools.partial(storage.open_read, n) for n in names]
     round_ = 0
-    while len(paths) > MERGE_FAN_IN:
-        merged = []
-        for start in range(0, len(paths), MERGE_FAN_IN):
+    while len(opened) > MERGE_FAN_IN:
+        merged: list[Callable[[], IO[bytes]]] = []
+        for start in range(0, len(opened), MERGE_FAN_IN):
             target = scratch / f".merge-{round_}-{start}.cdxj"
             with target.open("w", encoding="utf-8", newline="\n") as out:
-                out.writelines(line + "\n" for line in _merge_files(paths[start:start + MERGE_FAN_IN]))
-            merged.append(target)
-        paths, round_ = merged, round_ + 1
-    yield from _merge_files(paths)
+                out.writelines(line + "\n" for line in _merge_files(opened[start:start + MERGE_FAN_IN]))
+            merged.append(_opener(target))
+        opened, round_ = merged, round_ + 1
+    yield from _merge_files(opened)
 
 
-def _merge_files(paths: list[Path]) -> Iterator[str]:
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
+
+
+def _merge_files(openers: list[Callable[[], IO[bytes]]]) -> Iterator[str]:
     with contextlib.ExitStack() as stack:
-        files = [stack.enter_context(p.open(encoding="utf-8")) for p in paths]
+        files = [io.TextIOWrapper(stack.enter_context(open_()), encoding="utf-8") for open_ in openers]
         yield from heapq.merge(*((line.rstrip("\n") for line in f) for f in files))
 
 
-def refresh(collection: Collection, rebuild: bool,
-            progress: Callable[[int, int, str], None] | None = None, cfg: Config | None = None) -> IndexReport:
+def refresh(collection: Collection, rebuild: bool, progress: Callable[[int, int, str], None] | None = None,
+            cfg: Config | None = None) -> IndexReport:
     """Index what is new (or everything); the caller holds the collection's lock.
 
     One task per file writes a sorted part and a metadata fragment (`index_part`); this process
     merges the fragments' rows into the metadata index as they come, then the parts into the replay
     index with a k-way merge. No file's results are held in memory past its turn."""
+    cfg = cfg or Config(root=collection.root)
+    storage = collection_storage(cfg, collection)
     report = IndexReport(rebuilt=rebuild)
-    for stale in collection.indexes_dir.glob(".parts-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # parts of an index run that was killed
+    for stale in storage.list("indexes/parts-"):
+        storage.remove(stale)  # parts of an index run that was killed
+    for stale_dir in collection.indexes_dir.glob("parts-*"):
+        shutil.rmtree(stale_dir, ignore_errors=True)
     with Store(collection.db_path) as store:
         known = store.indexed_files()
+        local = isinstance(storage, LocalStorage)
+        open_names = [p.name for p in collection.open_files()] if local else []
         # files of a capture batch whose attempt died, the batch committed since by another attempt
-        for orphan in orphans(collection, [p for p in collection.open_files() + collection.warc_files()
-                                           if p.name not in known]):
-            orphan.unlink()
-            report.mended.append(f"{orphan.name}: removed (its batch was committed by another attempt)")
-        for leftover in collection.open_files():
+        for orphan in orphans(storage, [n for n in open_names + _warc_names(storage) if n not in known]):
+            if orphan in open_names:
+                (collection.archive_dir / orphan).unlink()
+            else:
+                storage.remove(f"archive/{orphan}")
+            report.mended.append(f"{orphan}: removed (its batch was committed by another attempt)")
+        for leftover in collection.open_files() if local else []:
             final, cut = mend(leftover)
             report.mended.append(f"{leftover.name}: {cut} bytes cut" if final.exists()
                                  else f"{leftover.name}: removed")
-        files = {p.name: p for p in collection.warc_files()}
-        if not rebuild and (set(known) - set(files) or any(
-                files[name].stat().st_size != size for name, size in known.items() if name in files)):
+        sizes = {name: storage.size(f"archive/{name}") for name in _warc_names(storage)}
+        if not rebuild and (set(known) - set(sizes) or any(
+                sizes[name] != size for name, size in known.items() if name in sizes)):
             rebuild = report.rebuilt = True  # a file vanished or changed: start again
-        todo = sorted(files) if rebuild else sorted(set(files) - set(known))
+        todo = sorted(sizes) if rebuild else sorted(set(sizes) - set(known))
         if not todo and not rebuild:
             return report
-        parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=collection.indexes_dir))
+        parts = f"indexes/parts-{uuid.uuid4().hex[:12]}"
         try:
-            os.chmod(parts, 0o755)  # cluster workers may run as another user
-            _index_into(cfg, collection, store, report, [files[n] for n in todo], parts, rebuild, progress)
+            _index_into(cfg, collection, storage, store, report, todo, sizes, parts, rebuild, progress)
         finally:
-            shutil.rmtree(parts, ignore_errors=True)
+            for name in storage.list(parts + "/"):
+                storage.remove(name)
+            shutil.rmtree(collection.path / parts, ignore_errors=True)
         report.articles = store.count()
         write_listing(collection, store)  # the collection page's JSON (listing.py)
     return report
 
 
-def _index_into(cfg: Config | None, collection: Collection, store: Store, report: IndexReport, paths: list[Path],
-                parts: Path, rebuild: bool, progress: Callable[[int, int, str], None] | None) -> None:
-    sorted_parts: list[Path] = []
-    readable: list[Path] = []
+def _warc_names(storage: Storage) -> list[str]:
+    """The complete WARC/ARC files in the store's archive/ (files being written end in .open)."""
+    return [name.removeprefix("archive/") for name in storage.list("archive/")
+            if name.endswith(WARC_SUFFIXES) and "/" not in name.removeprefix("archive/")]
+
+
+def _index_into(cfg: Config, collection: Collection, storage: Storage, store: Store, report: IndexReport,
+                names: list[str], sizes: dict[str, int], parts: str, rebuild: bool,
+                progress: Callable[[int, int, str], None] | None) -> None:
+    sorted_parts: list[str] = []
+    readable: list[str] = []
     with store.transaction(), TextIndexWriter(collection.search_path, clear=rebuild) as texts:
         if rebuild:
             store.clear()
-        for done, part in enumerate(_index_parts(cfg, paths, collection, parts)):
+        for done, part in enumerate(_index_parts(cfg, names, collection, parts, sizes)):
             if progress is not None:
-                progress(done, len(paths), part.name)
-            if part.error or part.cdxj is None or part.fragment is None:
+                progress(done, len(names), part.name)
+            if part.error:
                 report.unreadable.append(part.error)
                 continue
-            readable.append(collection.archive_dir / part.name)
+            readable.append(part.name)
             sorted_parts.append(part.cdxj)
-            for entry in read_fragment(part.fragment).entries:
+            for entry in read_fragment(storage, part.fragment).entries:
                 if store.put(entry.article, prefer_existing_capture=True) and entry.text:
                     texts.add(entry.article.url, entry.article.page_title or entry.article.title, entry.text)
-            part.fragment.unlink()
+            storage.remove(part.fragment)
             report.files += 1
             report.records += part.records
-        merge_cdxj(collection.cdxj_path, _merged(sorted_parts, parts), replace=rebuild)
-        store.mark_indexed((path.name, path.stat().st_size) for path in readable)
+        with tempfile.TemporaryDirectory(dir=collection.indexes_dir, prefix=".merge-") as scratch:
+            merge_cdxj(collection.cdxj_path, _merged(storage, sorted_parts, Path(scratch)), replace=rebuild)
+        store.mark_indexed((name, sizes[name]) for name in readable)
 
 
 __all__ = ["OPEN_SUFFIX", "build_index", "cdxj_line", "index_file", "merge_cdxj", "refresh", "update_index"]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .errors import UsageError
 
+WARC_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc")
+
 # pywb's own rule for collection names; anything else could escape the root or break URLs.
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][-A-Za-z0-9_]*$")
 
@@ -71,7 +73,7 @@ class Collection:
         return sorted(
             p
             for p in self.archive_dir.iterdir()
-            if p.is_file() and p.name.endswith((".warc.gz", ".warc", ".arc.gz", ".arc"))
+            if p.is_file() and p.name.endswith(WARC_SUFFIXES)
         )
 
     def open_files(self) -> list[Path]:

@@ -76,9 +76,10 @@ class Outputs:
     a file is closed once it is full and no seed is still writing to it.
     """
 
-    def __init__(self, env: SeedEnv, base: str) -> None:
+    def __init__(self, env: SeedEnv, base: str, directory: Path) -> None:
         self.env = env
         self.base = base
+        self.directory = directory  # where files are written (the archive itself, or a spool to upload from)
         self._lock = threading.Lock()
         self._current: _Shared | None = None
         self._serial = itertools.count()
@@ -107,7 +108,7 @@ class Outputs:
     def _new_file(self) -> _Shared:
         env = self.env
         name = f"{self.base}-{next(self._serial):03d}.warc.gz"
-        return _Shared(WarcFile(env.collection.archive_dir, name, env.clock, env.new_id,
+        return _Shared(WarcFile(self.directory, name, env.clock, env.new_id,
                                 warcinfo_fields({"isPartOf": env.collection.name})))
 
     def close(self) -> list[Path]:

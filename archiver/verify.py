@@ -961,6 +961,14 @@ def _verify_collection(cfg: Config, name: str, out: _Out, progress: Progress | N
     _check_rows(collection, names, records, out)
 
 
+def local_only(cfg: Config, command: str) -> None:
+    """Commands that read a collection's WARC files from its folder refuse one kept on an object store."""
+    if cfg.storage:
+        raise UsageError(f"'archiver {command}' reads a collection's files from collections/<name>/archive/, and this "
+                         f"root keeps them at {cfg.storage} (storage in config.yaml): copy them to a local root "
+                         "first (e.g. 'aws s3 sync'), or give the files to 'archiver verify FILES...'")
+
+
 def verify(cfg: Config, collection_name: str | None, files: list[Path], *,
            on_problem: Callable[[Problem], None] | None = None, progress: Progress | None = None) -> VerifyReport:
     """Check `files`; with none, the collection's WARC files and its two indexes against them.
@@ -970,6 +978,7 @@ def verify(cfg: Config, collection_name: str | None, files: list[Path], *,
     """
     report = VerifyReport()
     if not files:
+        local_only(cfg, "verify")
         _verify_collection(cfg, cfg.collection if collection_name is None else collection_name,
                            _Out(report, on_problem, records={}), progress)
         return report

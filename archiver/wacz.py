@@ -44,7 +44,7 @@ from .config import Config
 from .errors import ArchiverError, UsageError, WarcError
 from .layout import Collection, locked
 from .store import Article, Store
-from .verify import Problem, verify
+from .verify import Problem, local_only, verify
 from .warc import fsync_dir
 
 WACZ_VERSION = "1.1.1"
@@ -147,6 +147,7 @@ def wacz(cfg: Config, collection_name: str | None, output: Path,
     unusable `output`; WaczRefused when the collection fails `verify()` or has a WARC file whose
     name cannot go into a WACZ.
     """
+    local_only(cfg, "wacz")
     name = cfg.collection if collection_name is None else collection_name
     collection = Collection.at(cfg.root, name)
     if not collection.exists():

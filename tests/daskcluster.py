@@ -16,13 +16,13 @@ BIN = Path(sys.executable).parent
 
 
 @contextmanager
-def dask_cluster(folder: Path, workers: int = 2, threads: int = 2) -> Iterator[Path]:
+def dask_cluster(folder: Path, workers: int = 2, threads: int = 2, env: dict[str, str] | None = None) -> Iterator[Path]:
     """Start a scheduler and `workers` worker processes (each under a nanny, which restarts a
-    worker that dies); yields the scheduler file; stops them all."""
+    worker that dies), with `env` added to their environment; yields the scheduler file; stops them all."""
     folder.mkdir(parents=True, exist_ok=True)
     scheduler_file = folder / "scheduler.json"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
-           "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "3"}
+           "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "3", **(env or {})}
     log = (folder / "cluster.log").open("ab")
     processes = [subprocess.Popen(
         [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from archiver.batches import BatchJob, collect, run_batch
 from archiver.config import Config
-from archiver.fragments import Entry, fragment_path, read_fragment, write_fragment
+from archiver.fragments import Entry, fragment_name, read_fragment, write_fragment
 from archiver.index import update_index
 from archiver.layout import Collection
 from archiver.seeds import Seed
 from archiver.shards import Batcher, batch_key, shard_of
+from archiver.storage import LocalStorage
 from archiver.store import Article, Store
 
 from .newsite import NewsSite
@@ -57,10 +58,11 @@ def test_fragments_keep_rows_exactly(tmp_path: Path) -> None:
                       lead_image_status="", warc_file="f.warc.gz", warc_offset=0, warc_length=None,
                       payload_digest="", replay_path="", source="s", error="", attempts=2)
     entries = [Entry(article, ["a 1 {}", "b 2 {}"], "", "正文"), Entry(article, [], "why", "")]
-    path = write_fragment(tmp_path / "x.parquet", ["f.warc.gz"], entries)
-    fragment = read_fragment(path)
+    storage = LocalStorage(tmp_path)
+    name = write_fragment(storage, "x", ["f.warc.gz"], entries)
+    fragment = read_fragment(storage, name)
     assert fragment.entries == entries and fragment.files == ["f.warc.gz"] and fragment.name == "x"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]  # no temporary file left
+    assert [p.name for p in (tmp_path / "indexes" / "fragments").iterdir()] == ["x.parquet"]  # nothing else left
 
 
 def _job(cfg: Config, site: NewsSite, pages: list[str]) -> BatchJob:
@@ -85,10 +87,10 @@ def test_a_batch_run_twice_leaves_its_outputs_once(cfg: Config, site: NewsSite, 
     shutil.copy(archive / names[0], extra)
     (archive / f"{job.warc_base}-000.warc.gz.open").write_bytes(b"half a record")
     second = run_batch(job, clock, new_id)
-    assert second.fragment == first.fragment == fragment_path(job.collection, job.name)
+    assert second.fragment == first.fragment == fragment_name(job.name)
     assert not list(archive.glob("*.open"))  # the dead attempt's .open was removed when this one started
     entries, files = collect(job, second)
-    assert sorted(p.name for p in archive.iterdir()) == names == sorted(p.name for p in files)
+    assert sorted(p.name for p in archive.iterdir()) == names == sorted(name for name, _ in files)
     assert not extra.exists()  # not named by the committed fragment: removed
     assert sorted(e.article.url for e in entries) == sorted(s.url for s in job.batch.seeds)
     assert all(e.article.warc_file in names for e in entries)
@@ -116,6 +118,6 @@ def test_a_stopped_batch_commits_only_what_it_did(cfg: Config, site: NewsSite) -
     stop = threading.Event()
     stop.set()
     done = run_batch(job, stop=stop)
-    fragment = read_fragment(done.fragment)
+    fragment = read_fragment(LocalStorage(job.collection.path), done.fragment)
     assert done.seeds == 0 and fragment.entries == [] and fragment.files == []
     assert not list(job.collection.archive_dir.iterdir())  # a file is opened only for a seed to write
