@@ -40,6 +40,7 @@ class BatchJob:
     collection: Collection
     batch: Batch
     stamp: str  # the 14-digit time the batch was formed: in its names, the same when it is run again
+    share: int = 0  # threads this batch may use (its part of the workers); 0: up to cfg.workers
 
     @property
     def name(self) -> str:
@@ -52,9 +53,11 @@ class BatchJob:
 
     @property
     def threads(self) -> int:
-        """Threads worth giving the batch: more than its hosts' politeness allows would only wait."""
+        """Threads worth giving the batch: its share of the workers, and no more than its hosts'
+        politeness allows (more would only wait at the gate)."""
         batch, cfg = self.batch, self.cfg
-        return max(1, min(cfg.workers, len(batch.seeds), cfg.host_concurrency * batch.hosts))
+        return max(1, min(self.share or cfg.workers, cfg.workers, len(batch.seeds),
+                          cfg.host_concurrency * batch.hosts))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ Outcome = BatchDone | BaseException
 
 
 class Runner(Protocol):
+    shared_threads: int  # threads shared out among the batches in flight (0: each batch may use cfg.workers)
+
     def has_room(self) -> bool:
         """Would another batch start now (rather than queue)?"""
         ...
@@ -99,9 +101,17 @@ class BatchEngine:
             batches = self.batcher.take(set(self.busy), self.ended, limit=1, crowded=crowded)
             if not batches:
                 return
-            job = BatchJob(self.cfg, self.collection, batches[0], timestamp14(self.clock()))
+            job = BatchJob(self.cfg, self.collection, batches[0], timestamp14(self.clock()), self._share())
             self.busy[job.batch.shard] = job
             self.runner.start(job)
+
+    def _share(self) -> int:
+        """A batch's part of the workers: an equal share among the shards that have work now (many
+        hosts get a few threads each; one host gets all that its politeness allows)."""
+        if not self.runner.shared_threads:
+            return 0
+        shards = len(self.busy) + len(self.batcher.buffers) + 1
+        return max(1, self.runner.shared_threads // shards)
 
     def results(self, timeout: float) -> list[Entry]:
         """Entries of the batches committed since the last call; waits up to `timeout`."""
@@ -141,7 +151,7 @@ class ThreadRunner:
 
     def __init__(self, cfg: Config, clock: Callable[[], datetime] = utc_now,
                  new_id: Callable[[], str] = new_record_id, policy: AddressPolicy | None = None) -> None:
-        self.budget = cfg.workers
+        self.budget = self.shared_threads = cfg.workers
         self.stopping = threading.Event()
         self.args = (clock, new_id, policy, self.stopping)
         self.pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
@@ -181,6 +191,7 @@ class ProcessRunner:
     def __init__(self, cfg: Config) -> None:
         self.count = cfg.processes
         self.budget = max(1, cfg.workers // self.count)  # threads per process
+        self.shared_threads = self.budget * self.count
         context = mp.get_context("spawn")  # never fork a process that has threads
         self.outbox: Any = context.Queue()
         self.stopping: Any = context.Event()

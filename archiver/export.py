@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from .arrow import pyarrow
 from .config import Config
 from .errors import UsageError
 from .layout import Collection
@@ -370,8 +371,7 @@ def parquet_schema() -> Any:
     `published` stays the page's string (it may have an offset, or none, or be a bare date);
     `published_utc` beside it is that instant where the string names its zone, else null.
     """
-    import pyarrow as pa
-
+    pa = pyarrow()
     stamp = pa.timestamp("ms", tz="UTC")
     types = dict.fromkeys(FIELDS, pa.string())
     types.update(seed_timestamp=stamp, seed_time=stamp, capture_time=stamp, status=pa.int32(),
@@ -386,6 +386,7 @@ def parquet_schema() -> Any:
 
 def _write_parquet(cursor: sqlite3.Cursor, path: Path, progress: Callable[[int], None] | None = None) -> int:
     # imported here: pyarrow is large, and only this format needs it
+    pyarrow()
     import pyarrow.parquet as pq
 
     schema = parquet_schema()
@@ -407,8 +408,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
 
 
 def _record_batch(schema: Any, rows: list[tuple[Any, ...]]) -> Any:
-    import pyarrow as pa
-
+    pa = pyarrow()
     columns = list(zip(*rows, strict=True))
     arrays = []
     for field in schema:

@@ -15,6 +15,7 @@ import re
 from dataclasses import astuple, dataclass
 from typing import Any
 
+from .arrow import pyarrow
 from .storage import Storage
 from .store import FIELDS, Article
 
@@ -46,7 +47,7 @@ def fragment_name(name: str) -> str:
 
 
 def _schema() -> Any:
-    import pyarrow as pa  # large: imported by the code that writes or reads fragments only
+    pa = pyarrow()  # large: imported by the code that writes or reads fragments only
 
     columns = [pa.field(name, pa.int64() if name in _INTEGERS else pa.string()) for name in FIELDS]
     columns += [pa.field("cdxj", pa.list_(pa.string())), pa.field("detail", pa.string()),
@@ -57,7 +58,7 @@ def _schema() -> Any:
 def write_fragment(storage: Storage, name: str, files: list[str], entries: list[Entry],
                    folder: str = FOLDER) -> str:
     """Commit: write the fragment aside, then publish it whole. Returns its store name."""
-    import pyarrow as pa
+    pa = pyarrow()
     import pyarrow.parquet as pq
 
     schema = _schema().with_metadata({"archiver.files": json.dumps(files)})
@@ -79,6 +80,7 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: list[
 
 
 def read_fragment(storage: Storage, target: str) -> Fragment:
+    pyarrow()
     import pyarrow.parquet as pq
 
     with storage.open_read(target) as fh:
