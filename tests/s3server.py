@@ -120,3 +120,15 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def s3_with_bucket(bucket: str) -> Iterator[S3Server]:
+    """A server with one public-read bucket, in an AWS environment that reads nothing of the machine's."""
+    with isolated_aws_environment():
+        server = S3Server()
+        try:
+            server.create_bucket(bucket, public_read=True)
+            yield server
+        finally:
+            server.stop()

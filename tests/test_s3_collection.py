@@ -20,7 +20,7 @@ from archiver.storage import collection_storage
 from archiver.store import Store
 
 from .newsite import NewsSite, seed_document
-from .s3server import KEY, REGION, SECRET, S3Server, isolated_aws_environment
+from .s3server import KEY, REGION, SECRET, S3Server, s3_with_bucket
 from .test_templates import replay_server
 
 BUCKET = "news-archive"
@@ -28,13 +28,8 @@ BUCKET = "news-archive"
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    with isolated_aws_environment():
-        server = S3Server()
-        try:
-            server.create_bucket(BUCKET, public_read=True)
-            yield server
-        finally:
-            server.stop()
+    with s3_with_bucket(BUCKET) as server:
+        yield server
 
 
 @pytest.fixture

@@ -37,20 +37,24 @@ from archiver.storage import (
     open_storage,
 )
 
-from .s3server import KEY, REGION, SECRET, S3Server, aws_environment, isolated_aws_environment, unused_port
+from .s3server import (
+    KEY,
+    REGION,
+    SECRET,
+    S3Server,
+    aws_environment,
+    isolated_aws_environment,
+    s3_with_bucket,
+    unused_port,
+)
 
 BUCKET = "archive"
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    with isolated_aws_environment():
-        server = S3Server()
-        try:
-            server.create_bucket(BUCKET, public_read=True)
-            yield server
-        finally:
-            server.stop()
+    with s3_with_bucket(BUCKET) as server:
+        yield server
 
 
 @pytest.fixture(params=["local", "s3"])
