@@ -24,7 +24,8 @@ from archiver.listing import MANIFEST, listing_dir, page_name, write_listing
 from archiver.store import FIELDS, Article, Store
 
 from .newsite import NewsSite, seed_document
-from .test_templates import replay_server, watched_page
+from .replaying import replay_server
+from .test_templates import watched_page
 
 XSS_TITLE = "<img src=x onerror=alert(1)>"
 BASE = Article(

@@ -29,8 +29,7 @@ from archiver.redisindex import load_redis, parse_redis_url
 
 from .conftest import capture_pages
 from .newsite import PAGES, NewsSite
-from .test_roundtrip import free_port
-from .test_templates import replay_server
+from .replaying import free_port, replay_server
 from .test_zipnum import synthetic_cdxj
 
 

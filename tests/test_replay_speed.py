@@ -32,7 +32,7 @@ from archiver.replay import start_replay
 from archiver.store import Store
 
 from .newsite import NewsSite, seed_document
-from .test_roundtrip import free_port
+from .replaying import free_port
 
 ARTICLES = {  # page of the test site: (text of its article, charset of the page)
     "/plain.html": ("这是一篇普通的文章。", "utf-8"),

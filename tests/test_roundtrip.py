@@ -5,14 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,15 +15,10 @@ from archiver.cli import cli
 
 from .browser import browser_page
 from .newsite import NewsSite, seed_document
+from .replaying import replay_cli
 from .warcs import check_with_third_party_tools
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_capture_index_replay_export_round_trip(tmp_path: Path, site: NewsSite) -> None:
@@ -101,30 +89,3 @@ def test_capture_index_replay_export_round_trip(tmp_path: Path, site: NewsSite) 
 LEAD_IMAGE_LOADED = (
     "() => { const i = document.querySelector('article img'); return i && i.complete && i.naturalWidth > 0; }"
 )
-
-
-@contextmanager
-def replay_cli(root: Path) -> Iterator[tuple[str, list[str]]]:
-    """`archiver replay` run as a user runs it; yields its base URL and the lines it printed."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "archiver", "--root", str(root), "replay", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any("feed copy" in line for line in lines):
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-        assert lines and lines[0].startswith("replay running at"), lines
-        yield f"http://127.0.0.1:{port}", lines
-    finally:
-        process.terminate()
-        process.wait(10)
-    with pytest.raises(OSError):  # pywb stopped with it
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -20,8 +20,8 @@ from archiver.storage import collection_storage
 from archiver.store import Store
 
 from .newsite import NewsSite, seed_document
+from .replaying import replay_server
 from .s3server import KEY, REGION, SECRET, S3Server, s3_with_bucket
-from .test_templates import replay_server
 
 BUCKET = "news-archive"
 

@@ -9,11 +9,6 @@ data block written with `tojson`, read by the script with JSON.parse.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +25,7 @@ from archiver.init import init, shipped_templates
 
 from .browser import browser_page
 from .newsite import NewsSite, seed_document
-from .test_roundtrip import free_port
+from .replaying import replay_server
 
 # `"});alert(86);String({"a":"` after the timestamp: closes pywb's "{{ url }}" string and the
 # object literal around it, calls alert(86), and swallows the rest of the line.
@@ -103,37 +98,6 @@ def test_the_requested_url_reaches_javascript_only_as_an_escaped_literal(
     assert "alert(" not in rest, rest  # nothing of the attacker's text outside the literal
     assert "pywb issue #923" not in page  # the header comment is not sent to browsers
     assert page.startswith("<!DOCTYPE html>")
-
-
-@contextmanager
-def replay_server(root: Path) -> Iterator[str]:
-    """`archiver replay` run as a user runs it, stopped with Ctrl-C; yields its base URL.
-
-    Like tests/test_roundtrip.py's replay_cli, which reads on until a feed-copy line and so
-    needs an article that failed; here the first line is enough.
-    """
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "archiver", "--root", str(root), "replay", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()  # printed once pywb answers, or the error when it cannot start
-        assert first.startswith("replay running at"), first + process.stdout.read()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
-    with pytest.raises(OSError):  # pywb stopped with it
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 @pytest.fixture

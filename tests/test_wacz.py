@@ -37,7 +37,8 @@ from archiver.wacz import WaczRefused, WaczReport, member_name, wacz
 
 from .browser import browser_page
 from .newsite import NewsSite, seed_document
-from .test_roundtrip import LEAD_IMAGE_LOADED, free_port
+from .replaying import free_port
+from .test_roundtrip import LEAD_IMAGE_LOADED
 
 PAGES = ["/plain.html", "/gbk.html", "/redirect", "/gone.html", "/gzip.html"]  # gone.html is a 404
 FIXED = {"datapackage.json", "datapackage-digest.json", "indexes/index.cdx", "pages/pages.jsonl"}

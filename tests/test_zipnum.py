@@ -26,7 +26,7 @@ from archiver.zipnum import LOC_NAME, SUMMARY_NAME, build_zipnum, read_zipnum, w
 
 from .conftest import capture_pages
 from .newsite import PAGES, NewsSite
-from .test_templates import replay_server
+from .replaying import replay_server
 
 
 def synthetic_cdxj(path: Path, count: int) -> list[bytes]:
