@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from .store import FIELDS, Article
 
 FOLDER = "indexes/fragments"
 SUFFIX = ".parquet"
+ROWS = 256  # entries a row group (written and read a group at a time)
 _INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"}
 
 
@@ -62,16 +64,18 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: list[
     import pyarrow.parquet as pq
 
     schema = _schema().with_metadata({"archiver.files": json.dumps(files)})
-    columns: list[list[Any]] = [[] for _ in schema]
-    for entry in entries:
-        values = (*astuple(entry.article), entry.cdxj, entry.detail, entry.text)
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    table = pa.table([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
     target = f"{folder}/{name}{SUFFIX}"
     staged = storage.staging_path(target)
     try:
-        pq.write_table(table, staged, compression="zstd")
+        with pq.ParquetWriter(staged, schema, compression="zstd") as writer:
+            for start in range(0, max(len(entries), 1), ROWS):  # a row group at a time: memory stays small
+                columns: list[list[Any]] = [[] for _ in schema]
+                for entry in entries[start:start + ROWS]:
+                    values = (*astuple(entry.article), entry.cdxj, entry.detail, entry.text)
+                    for column, value in zip(columns, values, strict=True):
+                        column.append(value)
+                arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
+                writer.write_table(pa.table(arrays, schema=schema))
         storage.publish(staged, target)
     except BaseException:
         staged.unlink(missing_ok=True)
@@ -80,18 +84,21 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: list[
 
 
 def read_fragment(storage: Storage, target: str) -> Fragment:
+    """A fragment whole (a capture batch's: at most batch_size entries)."""
+    return Fragment(target.rsplit("/", 1)[-1].removesuffix(SUFFIX), files_named(storage, target),
+                    list(iter_entries(storage, target)))
+
+
+def iter_entries(storage: Storage, target: str, rows: int = ROWS) -> Iterator[Entry]:
+    """A fragment's entries, `rows` at a time: an indexed file's fragment holds thousands of texts."""
     pyarrow()
     import pyarrow.parquet as pq
 
     with storage.open_read(target) as fh:
-        table = pq.read_table(fh)
-    files = list(json.loads((table.schema.metadata or {}).get(b"archiver.files", b"[]")))
-    entries = [
-        Entry(Article(**{name: row[name] for name in FIELDS}), list(row["cdxj"] or []), row["detail"] or "",
-              row["text"] or "")
-        for row in table.to_pylist()
-    ]
-    return Fragment(target.rsplit("/", 1)[-1].removesuffix(SUFFIX), files, entries)
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows):
+            for row in batch.to_pylist():
+                yield Entry(Article(**{name: row[name] for name in FIELDS}), list(row["cdxj"] or []),
+                            row["detail"] or "", row["text"] or "")
 
 
 def files_named(storage: Storage, target: str) -> list[str]:

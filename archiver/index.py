@@ -36,7 +36,7 @@ from .children import worker_init
 from .config import Config
 from .errors import SeedError, WarcError
 from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
-from .fragments import Entry, orphans, read_fragment, write_fragment
+from .fragments import Entry, iter_entries, orphans, write_fragment
 from .layout import WARC_SUFFIXES, Collection, locked
 from .listing import write_listing
 from .seeds import Seed, parse_seed_document
@@ -467,7 +467,7 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
                 continue
             readable.append(part.name)
             sorted_parts.append(part.cdxj)
-            for entry in read_fragment(storage, part.fragment).entries:
+            for entry in iter_entries(storage, part.fragment):
                 if store.put(entry.article, prefer_existing_capture=True) and entry.text:
                     texts.add(entry.article.url, entry.article.page_title or entry.article.title, entry.text)
             storage.remove(part.fragment)
