@@ -57,7 +57,7 @@ services:  ## Debian's redis-server for tests/test_redis_index.py (the tests sta
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# Benchmarks (bench/README.md): `make bench` runs them all (about 25 min); one of them, small:
+# Benchmarks (bench/README.md): `make bench` runs them all (about 55 min, cluster included); one of them, small:
 # `make bench BENCH_ARGS="capture --quick"`. Results go to bench/.data/results/latest.md.
 .PHONY: bench
 bench: setup-test

@@ -15,6 +15,9 @@ task that runs twice (Dask re-runs a task whose worker died) leave its outputs o
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +43,6 @@ class BatchJob:
     collection: Collection
     batch: Batch
     stamp: str  # the 14-digit time the batch was formed: in its names, the same when it is run again
-    share: int = 0  # threads this batch may use (its part of the workers); 0: up to cfg.workers
 
     @property
     def name(self) -> str:
@@ -53,11 +55,33 @@ class BatchJob:
 
     @property
     def threads(self) -> int:
-        """Threads worth giving the batch: its share of the workers, and no more than its hosts'
-        politeness allows (more would only wait at the gate)."""
+        """Threads worth giving the batch: no more than its hosts' politeness allows (more would only
+        wait at the gate). Those fetching at once across batches are bounded by the runner's slots."""
         batch, cfg = self.batch, self.cfg
-        return max(1, min(self.share or cfg.workers, cfg.workers, len(batch.seeds),
-                          cfg.host_concurrency * batch.hosts))
+        return max(1, min(cfg.workers, len(batch.seeds), cfg.host_concurrency * batch.hosts))
+
+
+# How often a batch asks whether to stop: on a cluster, each question is a round trip to the
+# scheduler (asked before every seed, they took 18% of a worker's event loop in the bench).
+STOP_CHECK_SECONDS = 1.0
+
+
+class _Every:
+    """`event.is_set()`, asked at most once every `seconds` (and answered from the last ask between)."""
+
+    def __init__(self, event: Any, seconds: float) -> None:
+        self.event = event
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.asked = -seconds
+        self.answer = False
+
+    def __call__(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            if not self.answer and now - self.asked >= self.seconds:
+                self.answer, self.asked = bool(self.event.is_set()), now
+            return self.answer
 
 
 @dataclass(frozen=True)
@@ -68,11 +92,13 @@ class BatchDone:
 
 
 def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Callable[[], str] = new_record_id,
-              policy: AddressPolicy | None = None, stop: Any = None) -> BatchDone:
+              policy: AddressPolicy | None = None, stop: Any = None, slots: Any = None) -> BatchDone:
     """Capture the batch and commit it.
 
     `stop`: an Event; once set, seeds not started yet are left out (Ctrl-C), and the batch commits
     what it did: the seeds left out are not in its fragment, and the next run captures them.
+    `slots`: a semaphore shared by the batches of a process (its `workers`): a seed is captured
+    holding one, so that a batch near its end leaves its part of the workers to the others.
     `clock`, `new_id` and `policy` are for tests (in-process only).
     """
     collection, cfg = job.collection, job.cfg
@@ -84,10 +110,13 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
     env = SeedEnv(cfg, collection, fetcher, clock, new_id)
     outputs = Outputs(env, job.warc_base, spool)
 
+    stopped = _Every(stop, STOP_CHECK_SECONDS) if stop is not None else (lambda: False)
+
     def one(seed: Seed) -> Entry | None:
-        if stop is not None and stop.is_set():
-            return None
-        return capture_seed_safely(env, outputs, seed)
+        with slots if slots is not None else contextlib.nullcontext():
+            if stopped():
+                return None
+            return capture_seed_safely(env, outputs, seed)
 
     try:
         with cf.ThreadPoolExecutor(job.threads, thread_name_prefix=f"batch-{job.batch.shard}") as pool:

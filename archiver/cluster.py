@@ -47,8 +47,6 @@ def worker_threads(client: Any) -> int:
 class DaskRunner:
     """Capture batches as Dask tasks; at most two per worker thread in flight."""
 
-    shared_threads = 0  # each task may use cfg.workers threads of its worker machine
-
     def __init__(self, client: Any) -> None:
         self.client = client
         self.futures: dict[Any, BatchJob] = {}

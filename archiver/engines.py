@@ -42,8 +42,6 @@ Outcome = BatchDone | BaseException
 
 
 class Runner(Protocol):
-    shared_threads: int  # threads shared out among the batches in flight (0: each batch may use cfg.workers)
-
     def has_room(self) -> bool:
         """Would another batch start now (rather than queue)?"""
         ...
@@ -101,17 +99,9 @@ class BatchEngine:
             batches = self.batcher.take(set(self.busy), self.ended, limit=1, crowded=crowded)
             if not batches:
                 return
-            job = BatchJob(self.cfg, self.collection, batches[0], timestamp14(self.clock()), self._share())
+            job = BatchJob(self.cfg, self.collection, batches[0], timestamp14(self.clock()))
             self.busy[job.batch.shard] = job
             self.runner.start(job)
-
-    def _share(self) -> int:
-        """A batch's part of the workers: an equal share among the shards that have work now (many
-        hosts get a few threads each; one host gets all that its politeness allows)."""
-        if not self.runner.shared_threads:
-            return 0
-        shards = len(self.busy) + len(self.batcher.buffers) + 1
-        return max(1, self.runner.shared_threads // shards)
 
     def results(self, timeout: float) -> list[Entry]:
         """Entries of the batches committed since the last call; waits up to `timeout`."""
@@ -147,38 +137,34 @@ class BatchEngine:
 
 
 class ThreadRunner:
-    """Batches in threads of this process; their threads together stay within `cfg.workers`."""
+    """Batches in threads of this process; `cfg.workers` seeds at once over all of them."""
 
     def __init__(self, cfg: Config, clock: Callable[[], datetime] = utc_now,
                  new_id: Callable[[], str] = new_record_id, policy: AddressPolicy | None = None) -> None:
-        self.budget = self.shared_threads = cfg.workers
+        self.limit = cfg.workers  # batches in flight (one per shard; they share the slots)
         self.stopping = threading.Event()
-        self.args = (clock, new_id, policy, self.stopping)
+        self.args = (clock, new_id, policy, self.stopping, threading.BoundedSemaphore(cfg.workers))
         self.pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
         self.futures: dict[cf.Future[BatchDone], BatchJob] = {}
-        self.used = 0
 
     def has_room(self) -> bool:
-        return self.used < self.budget
+        return len(self.futures) < self.limit
 
     def start(self, job: BatchJob) -> None:
         self.futures[self.pool.submit(run_batch, job, *self.args)] = job
-        self.used += job.threads
 
     def finished(self, timeout: float) -> list[tuple[BatchJob, Outcome]]:
         done, _ = cf.wait(self.futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         out: list[tuple[BatchJob, Outcome]] = []
         for future in done:
-            job = self.futures.pop(future)
-            self.used -= job.threads
-            out.append((job, future.exception() or future.result()))
+            out.append((self.futures.pop(future), future.exception() or future.result()))
         return out
 
     def stop(self) -> list[BatchJob]:
         self.stopping.set()
         taken = [job for future, job in self.futures.items() if future.cancel()]
         for future in [f for f in self.futures if f.cancelled()]:
-            self.used -= self.futures.pop(future).threads
+            del self.futures[future]
         return taken
 
     def close(self) -> None:
@@ -190,8 +176,7 @@ class ProcessRunner:
 
     def __init__(self, cfg: Config) -> None:
         self.count = cfg.processes
-        self.budget = max(1, cfg.workers // self.count)  # threads per process
-        self.shared_threads = self.budget * self.count
+        self.budget = max(1, cfg.workers // self.count)  # seeds at once in each process
         context = mp.get_context("spawn")  # never fork a process that has threads
         self.outbox: Any = context.Queue()
         self.stopping: Any = context.Event()
@@ -213,7 +198,7 @@ class ProcessRunner:
     def start(self, job: BatchJob) -> None:
         index = min(range(self.count), key=lambda i: self.used[i])
         self.jobs[job.name] = (index, job)
-        self.used[index] += job.threads
+        self.used[index] += 1  # batches in flight there
         self.inboxes[index].put(job)
 
     def finished(self, timeout: float) -> list[tuple[BatchJob, Outcome]]:
@@ -233,7 +218,7 @@ class ProcessRunner:
     def _take(self, message: tuple[str, Outcome | None], out: list[tuple[BatchJob, Outcome]]) -> None:
         name, outcome = message
         index, job = self.jobs.pop(name)
-        self.used[index] -= job.threads
+        self.used[index] -= 1
         if outcome is not None:  # None: taken back before it started
             out.append((job, outcome))
 
@@ -248,7 +233,7 @@ class ProcessRunner:
                     break
                 if isinstance(job, BatchJob):
                     self.jobs.pop(job.name)
-                    self.used[index] -= job.threads
+                    self.used[index] -= 1
                     taken.append(job)
         return taken
 
@@ -264,7 +249,7 @@ class ProcessRunner:
 
 
 def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: int) -> None:
-    """A worker process: run the batches it is sent, `threads` threads' worth at a time."""
+    """A worker process: run the batches it is sent, `threads` seeds at a time over all of them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the capture process decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: os._exit(143))  # killed: the next run mends our files
     die_with_parent(parent)  # a killed capture takes its workers along
@@ -274,7 +259,8 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
         outcome = RuntimeError(f"{type(error).__name__}: {error}") if error is not None else future.result()
         outbox.put((job.name, outcome))
 
+    slots = threading.BoundedSemaphore(threads)
     with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
         while (job := inbox.get()) is not None:
-            future = pool.submit(run_batch, job, stop=stopping)
+            future = pool.submit(run_batch, job, stop=stopping, slots=slots)
             future.add_done_callback(functools.partial(send, job))

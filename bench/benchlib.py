@@ -226,6 +226,102 @@ class Site:
         self.stop()
 
 
+# --- a Dask cluster on 127.0.0.1 ----------------------------------------------------------
+
+class DaskCluster:
+    """`dask scheduler` and `workers` x `dask worker --nthreads threads` processes on 127.0.0.1.
+
+    Each process is started in a session of its own, so that stop() can end it with its children
+    (a worker runs under a nanny, which spawns the worker process) and nothing else. The workers
+    inherit os.environ, so PYTHONPATH makes them import the same archiver snapshot as the client.
+    `startup` holds the seconds until the scheduler file appeared, until every worker had joined,
+    and of importing archiver's task modules on every worker (a warm, long-lived cluster: that
+    import is paid once per worker, not per archiver command).
+    """
+
+    def __init__(self, folder: Path, workers: int, threads: int, timeout: float = 90) -> None:
+        from distributed import Client
+
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        self.scheduler_file = folder / "scheduler.json"
+        self.log_path = folder / "cluster.log"
+        self._log = self.log_path.open("ab")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.startup: dict[str, float] = {}
+        self.stopped_in = 0.0
+        # as tests/daskcluster.py: a non-daemonic worker process; a task re-run when its worker dies
+        env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
+               "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "3"}
+        started = time.perf_counter()
+        try:
+            # --no-dashboard still serves /health and /metrics, on all interfaces unless told otherwise
+            http = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+            self._spawn([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", *http,
+                         "--scheduler-file", str(self.scheduler_file)], folder, env)
+            deadline = time.monotonic() + timeout
+            while not self.scheduler_file.exists() or not self.scheduler_file.read_text().strip():
+                if time.monotonic() > deadline or self.procs[0].poll() is not None:
+                    raise RuntimeError(f"the Dask scheduler did not start (see {self.log_path})")
+                time.sleep(0.05)
+            self.startup["scheduler"] = time.perf_counter() - started
+            for _ in range(workers):
+                self._spawn([str(BIN / "dask"), "worker", "--scheduler-file", str(self.scheduler_file), "--host",
+                             "127.0.0.1", "--nthreads", str(threads), *http, "--local-directory", str(folder)],
+                            folder, env)  # its scratch space in ours, not /tmp
+            with Client(scheduler_file=str(self.scheduler_file), timeout=30, set_as_default=False) as client:
+                client.wait_for_workers(workers, timeout=timeout)
+                self.startup["workers"] = time.perf_counter() - started - self.startup["scheduler"]
+                t0 = time.perf_counter()
+                import cloudpickle  # the workers cannot import benchlib: send _import_archiver by value
+
+                cloudpickle.register_pickle_by_value(sys.modules[__name__])
+                self.archiver_files = set(client.run(_import_archiver).values())
+                self.startup["imports"] = time.perf_counter() - t0
+        except BaseException:
+            self.stop()
+            raise
+        self.startup["total"] = time.perf_counter() - started
+
+    def _spawn(self, cmd: list[str], folder: Path, env: dict[str, str]) -> None:
+        self.procs.append(subprocess.Popen(cmd, cwd=folder, stdout=self._log, stderr=self._log,
+                                           stdin=subprocess.DEVNULL, env=env, start_new_session=True))
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by the scheduler, the nannies and the worker processes."""
+        return sum(proc_cpu_seconds(pid) for proc in self.procs for pid in tree(proc.pid))
+
+    def stop(self) -> None:
+        started = time.perf_counter()
+        for proc in reversed(self.procs):  # workers first: they would try to reconnect to a gone scheduler
+            with contextlib.suppress(ProcessLookupError):  # the session we started for it, even if its
+                os.killpg(proc.pid, signal.SIGTERM)  # leader has ended (a worker left behind by its nanny)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        self.procs = []
+        self._log.close()
+        self.stopped_in = time.perf_counter() - started
+
+    def __enter__(self) -> DaskCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _import_archiver() -> str:
+    """Run on every worker: import what capture and index tasks unpickle; where archiver came from."""
+    import archiver.cluster
+    import archiver.index
+
+    return str(Path(archiver.cluster.__file__).parent)
+
+
 # --- statistics and tables ----------------------------------------------------------------
 
 def median(values: Sequence[float]) -> float:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""archiver's benchmarks: capture, index, memory, replay and CDXJ lookups, each against baselines
-measured in the same run, alternating (A, B, A, B, ...), several repetitions.
+"""archiver's benchmarks: capture, index, memory, replay, CDXJ lookups and Dask cluster mode, each
+against baselines measured in the same run, alternating (A, B, A, B, ...), several repetitions.
 
-    .venv/bin/python bench/run.py [all|capture|index|memory|replay|cdxj|profile ...] [--quick] [--reps N]
+    .venv/bin/python bench/run.py [all|capture|index|memory|replay|cdxj|cluster|profile ...] [--quick] [--reps N]
 
 `make bench` runs `all`. Results (Markdown) are printed and written to
 bench/.data/results/latest.md (and a dated copy). See bench/README.md.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -30,9 +31,10 @@ import benchlib as bl
 from benchlib import ARCHIVER, BENCH, BIN, DATA, PY, RUNS, Run, fmt, log, median, ratio, run_timed, table, verdict
 from content import article_title, jpeg_pool, seed_document
 
-BENCHMARKS = ("capture", "index", "memory", "replay", "cdxj")
+BENCHMARKS = ("capture", "index", "memory", "replay", "cdxj", "cluster")
 MB = 1024 * 1024
 WARM = 20  # articles of the capture warm-up run of each tool (not counted)
+SNAPSHOT = DATA / "snapshots" / "none"  # this run's copy of archiver/ (snapshot_archiver)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Settings:
     corpus_files: int
     corpus_extra: int
     stream_seeds: int
+    cluster_articles: int
     export_rows: int
     replay_pages: int
     ka_requests: int
@@ -735,6 +738,254 @@ def bench_cdxj(s: Settings, report: Report) -> None:
     report.target(f"CDXJ lookup, {s.cdxj_large:,} vs {s.cdxj_small:,} lines", "within 2x", f"{r:.2f}x", r <= 2)
 
 
+# --- 6. cluster (issue 6) -----------------------------------------------------------------
+
+# `dask worker --nthreads`: one task at a time per worker process. A capture task is a whole batch
+# that fetches with its own `workers` threads, as a batch in a local process does; an index task is
+# one file, as in a local worker process. So N workers run what N local processes run.
+DASK_THREADS = 1
+# `archiver index` as shipped, but with os.cpu_count() = 1: index.py's `_index_parts` then indexes
+# the files one after another in the archiver process (the local equivalent of one worker)
+ONE_PROCESS_INDEX = ("import os, sys; os.cpu_count = lambda: 1; sys.argv[0] = 'archiver'; "
+                     "from archiver.cli import main; main()")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    processes: int = 1  # archiver's `processes:` (local capture)
+    dask_workers: int = 0  # 0: local; else `--cluster` with this many `dask worker` processes
+    one_process: bool = False  # index: the ONE_PROCESS_INDEX command
+
+
+@dataclass
+class ClusterRuns:
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    checks: dict[str, list[tuple[bool, bool]]] = field(default_factory=dict)
+    startups: dict[int, list[dict[str, float]]] = field(default_factory=dict)  # dask workers -> start-ups
+
+    def add(self, mode: Mode, run: Run) -> None:
+        self.runs.setdefault(mode.name, []).append(run)
+
+
+def _with_cluster(mode: Mode, cr: ClusterRuns | None, measure: Callable[[list[str]], Run]) -> Run:
+    """`measure(extra_args)` locally, or on a fresh cluster of `mode.dask_workers` workers started before
+    (not timed: its start-up is recorded in `cr.startups`) and stopped after; the cluster's CPU is
+    taken over the run only."""
+    if not mode.dask_workers:
+        run = measure([])
+        run.extra["cluster_cpu_pct"] = 0.0
+        return run
+    with bl.DaskCluster(RUNS / "dask", mode.dask_workers, DASK_THREADS) as cluster:
+        snapshot = str(SNAPSHOT / "archiver")
+        if cluster.archiver_files != {snapshot}:  # the workers must run the archiver the client runs
+            raise RuntimeError(f"Dask workers import archiver from {cluster.archiver_files}, not {snapshot}")
+        before = cluster.cpu()
+        run = measure(["--cluster", str(cluster.scheduler_file)])
+        run.extra["cluster_cpu_pct"] = 100 * (cluster.cpu() - before) / run.wall
+    if cr is not None:
+        cr.startups.setdefault(mode.dask_workers, []).append({**cluster.startup, "stop": cluster.stopped_in})
+    return run
+
+
+def bench_cluster(s: Settings, report: Report) -> None:
+    try:
+        lines = _cluster_capture(s)
+        lines += ["", *_cluster_index(s)]
+    finally:
+        shutil.rmtree(RUNS / "dask", ignore_errors=True)
+    report.sections.append(("Cluster (issue 6)", lines))
+
+
+def _cluster_capture(s: Settings) -> list[str]:
+    jpeg_pool()
+    work = DATA / "cluster-capture"
+    shutil.rmtree(work, ignore_errors=True)
+    seeds, warm = work / "seeds", work / "seeds-warm"
+    seeds.mkdir(parents=True)
+    warm.mkdir()
+    w, n = min(s.workers), s.cluster_articles
+    modes = [Mode("local, threads (processes: 1)"), Mode("local, processes: 2", processes=2),
+             Mode("cluster, 1 worker", dask_workers=1), Mode("cluster, 2 workers", dask_workers=2)]
+    cr = ClusterRuns()
+    log(f"cluster capture: {n} articles, workers {w}, modes: {', '.join(m.name for m in modes)}")
+    with bl.Site(s.ports, s.latency, prebuild=n) as site:
+        for i in range(n):
+            doc = seed_document(site.url(i), article_title(i), 1_696_553_101_000 + i * 60_000, site.url(i, "img"))
+            (seeds / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+            if i < WARM:
+                (warm / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+
+        def one(mode: Mode, rep: int) -> Run:
+            root = RUNS / "cluster-capture-root"
+            shutil.rmtree(root, ignore_errors=True)
+            bl.archiver_root(root, workers=w, host_concurrency=w, host_delay=0, allow_private=True,
+                             processes=mode.processes)
+            name = f"cluster-capture-{_slug(mode.name)}-{f'rep{rep}' if rep >= 0 else 'warmup'}"
+            run = _with_cluster(mode, cr if rep >= 0 else None, lambda extra: _site_share(site, lambda: run_timed(
+                [ARCHIVER, "--root", str(root), "capture", str(seeds if rep >= 0 else warm), "-c", "bench",
+                 "--allow-private", "-q", *extra], name, cwd=root, timeout=s.time_limit)))
+            run.extra.update(articles=captured_count(run), expected=n if rep >= 0 else WARM)
+            if rep >= 0:  # after the cluster has stopped: the checks are not timed
+                cr.checks.setdefault(mode.name, []).append(check_warcs(warc_files(root), name))
+            if not s.keep:
+                shutil.rmtree(root, ignore_errors=True)
+            return run
+
+        log(f"cluster capture warm-up (not counted): every mode once over {WARM} articles")
+        for mode in modes:
+            one(mode, -1)
+        for rep in range(s.reps):
+            for mode in modes:
+                log(f"cluster capture rep {rep + 1}/{s.reps}: {mode.name}")
+                run = one(mode, rep)
+                cr.add(mode, run)
+                log(f"  {run.wall:.1f} s, {run.extra['articles'] / run.wall:.1f} articles/s, CPU {run.cpu_pct:.0f}% "
+                    f"+ cluster {run.extra['cluster_cpu_pct']:.0f}%, rc {run.rc}")
+    if not s.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    rate = {name: median([r.extra["articles"] / r.wall for r in rs]) for name, rs in cr.runs.items()}
+    base = modes[0].name
+    rows = []
+    for name, rs in cr.runs.items():
+        ok = all(r.rc == 0 and r.extra["articles"] == r.extra["expected"] for r in rs)
+        w_ok, f_ok = (all(c[i] for c in cr.checks.get(name, [])) for i in (0, 1))
+        rows.append([name, str(n), fmt(median([r.wall for r in rs]), 1), fmt(rate[name], 1),
+                     ratio(rate[name], rate[base]), *_cpu_cells(rs),
+                     fmt(median([r.extra["site_cpu_pct"] for r in rs]), 0), fmt(median([r.rss_mb for r in rs]), 0),
+                     f"{'ok' if ok else '**errors**'}; warcio {'pass' if w_ok else 'FAIL'}, "
+                     f"fastwarc {'pass' if f_ok else 'FAIL'}"])
+    r1, r2 = rate["cluster, 1 worker"], rate["cluster, 2 workers"]
+    p1, p2 = rate[base], rate["local, processes: 2"]
+    return [
+        "### Capture on a Dask cluster", "",
+        f"{n} articles (article + lead image) from bench/site.py ({s.ports} ports on 127.0.0.1, "
+        f"{s.latency * 1000:.0f} ms a response); archiver `workers: {w}`, `host_concurrency: {w}`, `host_delay: 0`, "
+        f"default `batch_size` (100). Cluster: `dask scheduler` and N x `dask worker --nthreads {DASK_THREADS}` on "
+        "127.0.0.1, started afresh before each cluster run and stopped after it (start-up not timed, listed below); "
+        f"`archiver capture --cluster SCHEDULER_FILE`. With `--nthreads {DASK_THREADS}` a worker runs one batch at a "
+        f"time, each batch fetching with up to {w} threads, as a local process does (processes: 1 runs one batch of "
+        f"{w} threads, processes: 2 one in each process): 1 worker is matched with processes: 1, 2 workers with "
+        "processes: 2. Modes alternate within each repetition; each ran once over "
+        f"{WARM} articles first (not counted). archiver CPU % is GNU time's (user+sys)/wall of the archiver command "
+        "with its worker processes; cluster CPU % that of the scheduler, nannies and workers over the same run.", "",
+        *table(["mode", "articles", "wall s", "articles/s", "vs processes: 1", "archiver CPU %", "cluster CPU %",
+                "total CPU %", "site CPU %", "archiver peak RSS MB", "result, WARC checks"], rows), "",
+        f"- cluster speed-up, 2 workers vs 1: **{ratio(r2, r1)}** (local processes: 2 vs 1: {ratio(p2, p1)})",
+        f"- cluster overhead, 1 worker vs local processes: 1 (same threads): **{_overhead(p1 / r1)}** "
+        f"(2 workers vs processes: 2: {_overhead(p2 / r2)})",
+        "", "Per repetition (wall s): " + _per_rep(cr.runs), "",
+        *_startup_lines(cr.startups, "capture"),
+    ]
+
+
+def _cluster_index(s: Settings) -> list[str]:
+    cdir = corpus(s)
+    manifest = json.loads((cdir / "manifest.json").read_text())
+    files = sorted(cdir.glob("bench-*.warc.gz"))
+    size_mb = sum(f.stat().st_size for f in files) / MB
+    root = RUNS / "cluster-index-root"
+    shutil.rmtree(root, ignore_errors=True)
+    bl.archiver_root(root)
+    archive = root / "collections" / "bench" / "archive"
+    archive.mkdir(parents=True)
+    for f in files:
+        _link(f, archive / f.name)
+    indexes = root / "collections" / "bench" / "indexes"
+    local_procs = min(os.cpu_count() or 1, len(files))  # what index.py's `_index_parts` uses locally
+    modes = [Mode(f"local ({local_procs} processes)"), Mode("local, 1 process", one_process=True),
+             Mode("cluster, 1 worker", dask_workers=1), Mode("cluster, 2 workers", dask_workers=2)]
+    cr = ClusterRuns()
+    digests: dict[str, set[str]] = {}
+    log(f"cluster index: {len(files)} files, {size_mb:.0f} MB; modes: {', '.join(m.name for m in modes)}")
+    for rep in range(s.reps):
+        for mode in modes:
+            log(f"cluster index rep {rep + 1}/{s.reps}: {mode.name}")
+            shutil.rmtree(indexes, ignore_errors=True)  # from scratch, as the index benchmark
+            run = _index_once(s, root, mode, rep, cr)
+            m = re.search(r"(\d+) articles", run.stdout)
+            run.extra["articles"] = float(m.group(1)) if m else 0
+            cdxj = indexes / "index.cdxj"
+            data = cdxj.read_bytes() if cdxj.exists() else b""
+            run.extra["cdxj_lines"] = data.count(b"\n")
+            digests.setdefault(mode.name, set()).add(hashlib.sha256(data).hexdigest())
+            cr.add(mode, run)
+            log(f"  {run.wall:.1f} s, CPU {run.cpu_pct:.0f}% + cluster {run.extra['cluster_cpu_pct']:.0f}%, "
+                f"{run.extra['articles']:.0f} articles, rc {run.rc}")
+    shutil.rmtree(root, ignore_errors=True)
+    walls = {name: median([r.wall for r in rs]) for name, rs in cr.runs.items()}
+    base = modes[0].name
+    reference = digests[base]
+    rows = []
+    for name, rs in cr.runs.items():
+        ok = all(r.rc == 0 and r.extra["articles"] == manifest["metadata"] for r in rs)
+        same = "yes" if digests[name] == reference and len(reference) == 1 else "**no**"
+        rows.append([name, fmt(walls[name], 1), fmt(size_mb / walls[name], 1), ratio(walls[name], walls[base]),
+                     *_cpu_cells(rs), fmt(median([r.rss_mb for r in rs]), 0),
+                     str(int(min(r.extra["articles"] for r in rs))), str(int(rs[0].extra["cdxj_lines"])), same,
+                     "ok" if ok else "**errors**"])
+    w1, w2 = walls["cluster, 1 worker"], walls["cluster, 2 workers"]
+    one, local = walls["local, 1 process"], walls[base]
+    return [
+        "### Index on a Dask cluster", "",
+        f"The index benchmark's corpus: {len(files)} gzip WARC files, {size_mb:.0f} MB, {manifest['records']} records, "
+        f"{manifest['metadata']} articles (bench/make_corpus.py); indexes/ removed before every run. Local: "
+        f"`archiver index` as shipped, which indexes the files in {local_procs} worker processes here (one per core); "
+        "\"local, 1 process\": the same command with os.cpu_count() made to return 1, which indexes the files one "
+        "after another in the archiver process. Cluster: `archiver index --cluster SCHEDULER_FILE`, one task per "
+        f"file, on a fresh cluster of N x `dask worker --nthreads {DASK_THREADS}` (one file at a time per worker); "
+        "the client merges the parts and fills the metadata and full-text indexes itself in every mode. "
+        "\"same CDXJ\": index.cdxj byte-identical to the local one in every repetition.", "",
+        *table(["mode", "wall s", "MB/s", "wall vs local", "archiver CPU %", "cluster CPU %", "total CPU %",
+                "archiver peak RSS MB", "articles", "CDXJ lines", "same CDXJ", "result"], rows), "",
+        f"- cluster speed-up, 2 workers vs 1: **{ratio(w1, w2)}** (local {local_procs} processes vs 1: "
+        f"{ratio(one, local)})",
+        f"- cluster overhead, 1 worker vs local 1 process: **{_overhead(w1 / one)}**; 2 workers vs local "
+        f"{local_procs} processes: **{_overhead(w2 / local)}**",
+        "", "Per repetition (wall s): " + _per_rep(cr.runs), "",
+        *_startup_lines(cr.startups, "index"),
+    ]
+
+
+def _index_once(s: Settings, root: Path, mode: Mode, rep: int, cr: ClusterRuns) -> Run:
+    head = [PY, "-c", ONE_PROCESS_INDEX] if mode.one_process else [ARCHIVER]
+
+    def measure(extra: list[str]) -> Run:
+        return run_timed([*head, "--root", str(root), "index", "-c", "bench", *extra],
+                         f"cluster-index-{_slug(mode.name)}-rep{rep}", timeout=s.time_limit)
+
+    return _with_cluster(mode, cr, measure)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _cpu_cells(rs: list[Run]) -> list[str]:
+    """archiver CPU %, cluster CPU %, total CPU % (medians)."""
+    return [fmt(median([r.cpu_pct for r in rs]), 0), fmt(median([r.extra["cluster_cpu_pct"] for r in rs]), 0),
+            fmt(median([r.cpu_pct + r.extra["cluster_cpu_pct"] for r in rs]), 0)]
+
+
+def _overhead(factor: float) -> str:
+    """`factor`: cluster wall time / local wall time for the same work."""
+    return f"{100 * (factor - 1):+.0f}% wall time"
+
+
+def _per_rep(runs: dict[str, list[Run]]) -> str:
+    return "; ".join(f"{n}: " + ", ".join(f"{r.wall:.1f}" for r in rs) for n, rs in runs.items())
+
+
+def _startup_lines(startups: dict[int, list[dict[str, float]]], what: str) -> list[str]:
+    rows = [[f"{w} worker{'s' if w > 1 else ''}", str(len(ss)),
+             *(fmt(median([x[k] for x in ss]), 2) for k in ("scheduler", "workers", "imports", "total", "stop"))]
+            for w, ss in sorted(startups.items())]
+    return [f"Cluster start-up before each {what} run (not in the times above; medians, seconds): scheduler file "
+            "written; then every worker joined; then archiver's task modules imported on every worker "
+            "(`client.run`); and stopping it after the run.", "",
+            *table(["cluster", "starts", "scheduler s", "workers s", "imports s", "total s", "stop s"], rows)]
+
+
 # --- profile ------------------------------------------------------------------------------
 
 def bench_profile(s: Settings, report: Report) -> None:
@@ -825,14 +1076,24 @@ def snapshot_archiver(code: str) -> str:
     snapshot, repetitions would measure different code. PYTHONPATH comes before the editable
     install's finder, so the `archiver` console script, `python -c "import archiver..."` snippets
     and py-spy all load the snapshot. Returns what was measured, for the report.
+
+    The snapshot is this run's own (bench/.data/snapshots/<pid>/, removed at exit): benchmark runs
+    started by others on the same machine at the same time would otherwise replace it mid-run.
     """
-    import hashlib
+    import atexit
     import io
     import tarfile
 
-    target = DATA / "snapshot"
+    global SNAPSHOT
+    folder = DATA / "snapshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():  # left by runs that were killed
+        if old.name.isdigit() and not Path(f"/proc/{old.name}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    target = SNAPSHOT = folder / str(os.getpid())
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
+    atexit.register(shutil.rmtree, target, True)
     if code == "worktree":
         shutil.copytree(bl.REPO / "archiver", target / "archiver", ignore=shutil.ignore_patterns("__pycache__"))
         label = "working tree"
@@ -848,6 +1109,9 @@ def snapshot_archiver(code: str) -> str:
     for path in sorted((target / "archiver").rglob("*")):
         if path.is_file():
             digest.update(str(path.relative_to(target)).encode() + b"\0" + path.read_bytes())
+    # bytecode, as an installed archiver has: with PYTHONDONTWRITEBYTECODE set (as on this machine)
+    # every process started (worker processes, Dask workers) would compile the sources again
+    subprocess.run([PY, "-m", "compileall", "-q", str(target / "archiver")], check=True, stdout=subprocess.DEVNULL)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH", "")]))
     return f"{label}, sources sha256 {digest.hexdigest()[:12]}"
 
@@ -867,6 +1131,8 @@ def settings(args: argparse.Namespace) -> Settings:
         corpus_files=4 if q else 10,
         corpus_extra=10 if q else 200,
         stream_seeds=args.stream_seeds or (5000 if q else 100_000),
+        # quick: 400, not 200, so that batches hold >= 32 seeds (50 a host) and use all their threads
+        cluster_articles=args.articles or (400 if q else 2000),
         export_rows=5000 if q else 100_000,
         replay_pages=100 if q else 1000,
         ka_requests=100 if q else 500,
@@ -912,8 +1178,8 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     funcs: dict[str, Callable[[Settings, Report], None]] = {
         "capture": bench_capture, "index": bench_index, "replay": bench_replay, "memory": bench_memory,
-        "cdxj": bench_cdxj, "profile": bench_profile}
-    order = [b for b in ("capture", "index", "replay", "memory", "cdxj", "profile") if b in which]
+        "cdxj": bench_cdxj, "cluster": bench_cluster, "profile": bench_profile}
+    order = [b for b in ("capture", "index", "replay", "memory", "cdxj", "cluster", "profile") if b in which]
     failed = []
     for name in order:
         t0 = time.monotonic()

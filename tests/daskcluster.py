@@ -26,7 +26,9 @@ def dask_cluster(folder: Path, workers: int = 2, threads: int = 2, env: dict[str
     log = (folder / "cluster.log").open("ab")
     processes = [subprocess.Popen(
         [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-         "--scheduler-file", scheduler_file], stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
+         # without it, the HTTP server that --no-dashboard keeps (/health, /metrics) listens on every interface
+         "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
         start_new_session=True)]
     try:
         deadline = time.monotonic() + 60
@@ -37,7 +39,8 @@ def dask_cluster(folder: Path, workers: int = 2, threads: int = 2, env: dict[str
         for _ in range(workers):
             processes.append(subprocess.Popen(
                 [BIN / "dask", "worker", "--scheduler-file", scheduler_file, "--host", "127.0.0.1",
-                 "--nthreads", str(threads), "--no-dashboard", "--memory-limit", "2GiB"],
+                 "--nthreads", str(threads), "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                 "--nanny-port", "0", "--local-directory", str(folder / "workers"), "--memory-limit", "2GiB"],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True))
         wait_for_workers(scheduler_file, workers)
         yield scheduler_file
