@@ -18,6 +18,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 HOSTS = 5000
 
@@ -47,12 +48,21 @@ def make(path: Path, lines: int) -> None:
     tmp.replace(path)
 
 
+def lookup(source: Any, url: str) -> tuple[float, bool]:
+    """One closest-capture lookup as pywb makes it for a replay request: (seconds, found)."""
+    from pywb.warcserver.index.cdxops import process_cdx
+    from pywb.warcserver.index.query import CDXQuery
+
+    started = time.perf_counter()
+    query = CDXQuery({"url": url, "closest": "20240615000000", "limit": "1"})
+    results = list(process_cdx(source.load_index(query.params), query))
+    return time.perf_counter() - started, bool(results) and results[0]["url"] == url
+
+
 def timed(files: list[tuple[Path, int]], lookups: int) -> dict[str, dict[str, float]]:
     """Time `lookups` lookups per file, interleaved (file A, file B, A, B...) after a warm-up."""
     import surt
-    from pywb.warcserver.index.cdxops import process_cdx
     from pywb.warcserver.index.indexsource import FileIndexSource
-    from pywb.warcserver.index.query import CDXQuery
 
     rnd = random.Random(42)
     sources = [(str(path), FileIndexSource(str(path)), lines) for path, lines in files]
@@ -65,13 +75,10 @@ def timed(files: list[tuple[Path, int]], lookups: int) -> dict[str, dict[str, fl
     for i in range(warmup + lookups):
         for name, source, lines in sources:
             url = url_of(rnd.randrange(lines))
-            started = time.perf_counter()
-            query = CDXQuery({"url": url, "closest": "20240615000000", "limit": "1"})
-            results = list(process_cdx(source.load_index(query.params), query))
-            elapsed = time.perf_counter() - started
+            elapsed, hit = lookup(source, url)
             if i >= warmup:
                 times[name].append(elapsed)
-                found[name] += bool(results) and results[0]["url"] == url
+                found[name] += hit
     out = {}
     for name, values in times.items():
         values.sort()

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cdxj_lookup import line, make, url_of  # bench/ is this script's folder, first on sys.path
+from cdxj_lookup import line, lookup, make, url_of  # bench/ is this script's folder, first on sys.path
 
 from archiver.layout import Collection
 from archiver.zipnum import write_zipnum, zipnum_dir
@@ -87,8 +87,6 @@ def evict(paths: list[Path]) -> None:
 
 def timed(sources: dict[str, Any], lines: int, lookups: int, cold: list[Path]) -> dict[str, dict[str, float]]:
     import surt
-    from pywb.warcserver.index.cdxops import process_cdx
-    from pywb.warcserver.index.query import CDXQuery
 
     rnd = random.Random(42)
     n = rnd.randrange(lines)
@@ -100,13 +98,10 @@ def timed(sources: dict[str, Any], lines: int, lookups: int, cold: list[Path]) -
         url = url_of(rnd.randrange(lines))
         for name, source in sources.items():
             evict(cold)
-            started = time.perf_counter()
-            query = CDXQuery({"url": url, "closest": "20240615000000", "limit": "1"})
-            results = list(process_cdx(source.load_index(query.params), query))
-            elapsed = time.perf_counter() - started
+            elapsed, hit = lookup(source, url)
             if i >= warmup:
                 times[name].append(elapsed)
-                found[name] += bool(results) and results[0]["url"] == url
+                found[name] += hit
     out = {}
     for name, values in times.items():
         values.sort()
