@@ -236,27 +236,35 @@ def merge_cdxj(target: Path, new_lines: Iterable[str], replace: bool = False) ->
 
 
 class PendingLines:
-    """Replay-index lines of records being captured, kept in a temporary file until their WARC
-    files are complete (pywb must not see a line whose file is still `.open`)."""
+    """Replay-index lines of records being captured, kept until their WARC files are complete
+    (pywb must not see a line whose file is still `.open`): `RUN_LINES` in memory, the rest in
+    sorted runs on disk, merged at the end (memory stays flat however long the capture)."""
 
     def __init__(self, collection: Collection) -> None:
         collection.indexes_dir.mkdir(parents=True, exist_ok=True)
-        self._file = tempfile.TemporaryFile(  # noqa: SIM115 - closed by __exit__
-            "w+", encoding="utf-8", dir=collection.indexes_dir, prefix=".pending-", suffix=".tmp")
+        self._scratch = tempfile.TemporaryDirectory(dir=collection.indexes_dir, prefix=".pending-")
+        self._lines: list[str] = []
+        self._runs: list[Path] = []
 
     def add(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self._file.write(line + "\n")
+        self._lines.extend(lines)
+        if len(self._lines) >= RUN_LINES:
+            run = Path(self._scratch.name) / f"run-{len(self._runs):06d}.cdxj"
+            with run.open("w", encoding="utf-8", newline="\n") as out:
+                out.writelines(line + "\n" for line in sorted(self._lines))
+            self._runs.append(run)
+            self._lines = []
 
-    def sorted(self) -> list[str]:
-        self._file.seek(0)
-        return sorted(line.rstrip("\n") for line in self._file)
+    def sorted(self) -> Iterator[str]:
+        """Every line added, sorted (read while the context is open)."""
+        self._lines.sort()
+        return heapq.merge(iter(self._lines), _merged([_opener(run) for run in self._runs], Path(self._scratch.name)))
 
     def __enter__(self) -> PendingLines:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._file.close()
+        self._scratch.cleanup()
 
 
 def add_files(collection: Collection, store: Store, files: list[tuple[str, int]], lines: PendingLines) -> None:
@@ -292,6 +300,7 @@ def build_index(cfg: Config, collection_name: str | None = None,
 
 PARALLEL_BYTES = 32 * 1024 * 1024  # below this, starting worker processes costs more than it saves
 MERGE_FAN_IN = 256  # sorted parts merged at once (each holds a file open)
+RUN_LINES = 20_000  # capture's pending replay-index lines held in memory (a few MB) before a sorted run
 
 
 @dataclass(frozen=True)
@@ -372,9 +381,8 @@ def _index_parts(cfg: Config, names: list[str], collection: Collection, parts: s
         yield from pool.map(index_part, names, [cfg] * count, [collection] * count, [parts] * count)
 
 
-def _merged(storage: Storage, names: list[str], scratch: Path) -> Iterator[str]:
-    """The lines of sorted parts, merged (k-way, streaming); in rounds when there are many parts."""
-    opened: list[Callable[[], IO[bytes]]] = [functools.partial(storage.open_read, n) for n in names]
+def _merged(opened: list[Callable[[], IO[bytes]]], scratch: Path) -> Iterator[str]:
+    """The lines of sorted files, merged (k-way, streaming); in rounds when there are many files."""
     round_ = 0
     while len(opened) > MERGE_FAN_IN:
         merged: list[Callable[[], IO[bytes]]] = []
@@ -474,7 +482,9 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
             report.files += 1
             report.records += part.records
         with tempfile.TemporaryDirectory(dir=collection.indexes_dir, prefix=".merge-") as scratch:
-            merge_cdxj(collection.cdxj_path, _merged(storage, sorted_parts, Path(scratch)), replace=rebuild)
+            parts_opened: list[Callable[[], IO[bytes]]] = [functools.partial(storage.open_read, name)
+                                                           for name in sorted_parts]
+            merge_cdxj(collection.cdxj_path, _merged(parts_opened, Path(scratch)), replace=rebuild)
         store.mark_indexed((name, sizes[name]) for name in readable)
 
 

@@ -144,3 +144,21 @@ def test_parallel_indexing_gives_the_same_indexes(cfg: Config, collection: Colle
     assert collection.cdxj_path.read_text() == cdxj
     with Store(collection.db_path) as store:
         assert list(store.articles()) == rows
+
+
+def test_pending_lines_are_kept_in_sorted_runs_and_merged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from archiver import index as index_mod
+
+    monkeypatch.setattr(index_mod, "RUN_LINES", 7)  # many runs, merged in rounds of 3
+    monkeypatch.setattr(index_mod, "MERGE_FAN_IN", 3)
+    collection = Collection.at(tmp_path, "c")
+    lines = [f"com,example)/{n:05d} 2024010203040{n % 10} {{}}" for n in range(200)]
+    random.Random(7).shuffle(lines)
+    with index_mod.PendingLines(collection) as pending:
+        for start in range(0, len(lines), 3):
+            pending.add(lines[start:start + 3])
+        assert len(list(collection.indexes_dir.glob(".pending-*/run-*"))) == 22  # 9 lines each (adds of 3)
+        assert list(pending.sorted()) == sorted(lines)
+    assert not list(collection.indexes_dir.iterdir())  # nothing left behind
