@@ -15,7 +15,7 @@ from .config import Config
 from .errors import UsageError
 from .layout import Collection
 from .store import Store
-from .textindex import open_readonly
+from .textindex import open_readonly, shard_paths
 
 SNIPPET_CHARS = 40
 
@@ -51,20 +51,26 @@ def search(cfg: Config, query: str, collection_name: str | None = None, limit: i
         pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append("(s.title LIKE ? ESCAPE '\\' OR s.text LIKE ? ESCAPE '\\')")
         params += [pattern, pattern]
-    order = "bm25(search)" if long_terms else "a.seed_timestamp DESC"
+    # ranked within each shard, then merged: bm25 (lower is better) or newest seed first
+    order = "bm25(search)" if long_terms else "-a.seed_timestamp"
     sql = (
-        "SELECT s.url, s.title, s.text, a.replay_path, a.seed_time, a.capture_time "
+        f"SELECT {order} AS rank_key, s.url, s.title, s.text, a.replay_path, a.seed_time, a.capture_time "
         "FROM search AS s JOIN meta.articles AS a ON a.url = s.url "
-        f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+        f"WHERE {' AND '.join(where)} ORDER BY rank_key IS NULL, rank_key LIMIT ?"
     )
     params.append(limit)
-    if not collection.search_path.exists():
+    shards = [path for path in shard_paths(collection.search_path) if path.exists()]
+    if not shards:
         return []
-    with Store(collection.db_path, readonly=True) as store, closing(open_readonly(collection.search_path)) as db:
-        db.execute("ATTACH DATABASE ? AS meta", (store.path.resolve().as_uri() + "?mode=ro",))
-        rows = db.execute(sql, params).fetchall()
+    rows = []
+    with Store(collection.db_path, readonly=True) as store:
+        for path in shards:
+            with closing(open_readonly(path)) as db:
+                db.execute("ATTACH DATABASE ? AS meta", (store.path.resolve().as_uri() + "?mode=ro",))
+                rows += db.execute(sql, params).fetchall()
+    rows.sort(key=lambda row: (row[0] is None, row[0] or 0, row[1]))
     return [Hit(url, title, _snippet(text, terms), replay, seed_time, capture_time)
-            for url, title, text, replay, seed_time, capture_time in rows]
+            for _, url, title, text, replay, seed_time, capture_time in rows[:limit]]
 
 
 def _snippet(text: str, terms: list[str]) -> str:

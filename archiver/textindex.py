@@ -1,11 +1,13 @@
-"""The full-text index of a collection: `indexes/search.sqlite`, SQLite FTS5 with the trigram
-tokenizer (it finds any substring of 3+ characters, so Chinese needs no word segmentation).
+"""The full-text index of a collection: SQLite FTS5 with the trigram tokenizer (it finds any
+substring of 3+ characters, so Chinese needs no word segmentation), in `SHARDS` files,
+`indexes/search.sqlite` and `indexes/search-1.sqlite`... (an article's shard is fixed by its URL).
 
-It lives in a file of its own and is written by a thread of its own: indexing costs about
-0.65 microseconds a character, more than the rest of a capture, and SQLite lets go of the GIL
-while it works, so a writer thread with its own database file runs on the other core instead of
-holding up capture (or index) and the metadata index's writer. Like every index here it is
-derived data: `archiver index` rebuilds it from the WARC files.
+Indexing costs about 0.65 microseconds a character, more than the rest of a capture, and was the
+longest part of `archiver index` (97 of 116 s for the bench corpus, one writer). SQLite lets go of
+the GIL while it works, and one file takes one writer at a time: so each shard has a file and a
+writer thread of its own, and the shards are written on as many cores as are free, apart from
+capture (or index) and the metadata index's writer. Like every index here it is derived data:
+`archiver index` rebuilds it from the WARC files.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 from .errors import ConfigError
 from .extract import MAX_TEXT
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sharded
+SHARDS = 4  # fixed: a URL's shard must not change while the index exists; 4 keeps up to 4 cores busy
 SEARCH_CHARS = MAX_TEXT  # characters of each article's main text that are indexed
 BATCH = 200  # texts written per transaction
 
@@ -36,6 +39,11 @@ def _text_id(url: str) -> int:
     return int.from_bytes(hashlib.sha1(url.encode("utf-8", "surrogatepass")).digest()[:8], "big") >> 1
 
 
+def shard_paths(path: Path) -> list[Path]:
+    """The shard files of the index whose first shard is `path`."""
+    return [path] + [path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(1, SHARDS)]
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
@@ -49,22 +57,46 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 
 
 class TextIndexWriter:
-    """Adds article texts to the search index from a background thread.
+    """Adds article texts to the search index, each shard from a background thread of its own.
 
     `add()` queues (bounded: a slow disk slows the producer rather than filling memory);
-    `close()` waits until everything queued is written. Errors in the thread are raised by
+    `close()` waits until everything queued is written. Errors in the threads are raised by
     `close()`.
     """
 
     def __init__(self, path: Path, clear: bool = False) -> None:
         self.path = path
-        self._queue: queue.Queue[tuple[str, str, str] | None] = queue.Queue(maxsize=2 * BATCH)
-        self._error: BaseException | None = None
+        self._shards = [_ShardWriter(p, clear) for p in shard_paths(path)]
+
+    def add(self, url: str, title: str, text: str) -> None:
+        rowid = _text_id(url)
+        self._shards[rowid % SHARDS].add(rowid, url, title, text[:SEARCH_CHARS])
+
+    def close(self) -> None:
+        for shard in self._shards:
+            shard.finish()
+        errors = [shard.error for shard in self._shards if shard.error is not None]
+        if errors:
+            raise ConfigError(f"the search index {self.path} could not be written: {errors[0]} "
+                              "(run 'archiver index' to rebuild it)") from errors[0]
+
+    def __enter__(self) -> TextIndexWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _ShardWriter:
+    def __init__(self, path: Path, clear: bool) -> None:
+        self.path = path
+        self._queue: queue.Queue[tuple[int, str, str, str] | None] = queue.Queue(maxsize=2 * BATCH)
+        self.error: BaseException | None = None
         if clear:  # a new file: emptying an FTS5 table costs as much as filling it
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         self._connect().close()
-        self._thread = threading.Thread(target=self._run, name="search-index", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"search-index-{path.stem}", daemon=True)
         self._thread.start()
 
     def _connect(self) -> sqlite3.Connection:
@@ -81,9 +113,9 @@ class TextIndexWriter:
                               "(move it aside and run 'archiver index')") from exc
         return db
 
-    def add(self, url: str, title: str, text: str) -> None:
-        if self._error is None:
-            self._queue.put((url, title, text[:SEARCH_CHARS]))
+    def add(self, rowid: int, url: str, title: str, text: str) -> None:
+        if self.error is None:
+            self._queue.put((rowid, url, title, text))
 
     def _run(self) -> None:
         db = self._connect()
@@ -99,29 +131,19 @@ class TextIndexWriter:
                 done = batch[-1] is None
                 items = [item for item in batch if item is not None]
                 db.execute("BEGIN")
-                for url, title, text in items:
-                    rowid = _text_id(url)
+                for rowid, url, title, text in items:
                     db.execute("DELETE FROM search WHERE rowid = ?", (rowid,))
                     db.execute("INSERT INTO search (rowid, url, title, text) VALUES (?, ?, ?, ?)",
                                (rowid, url, title, text))
                 db.execute("COMMIT")
         except BaseException as exc:
-            self._error = exc
+            self.error = exc
             while True:  # keep draining, so that add() never blocks forever
                 if self._queue.get() is None:
                     break
         finally:
             db.close()
 
-    def close(self) -> None:
+    def finish(self) -> None:
         self._queue.put(None)
         self._thread.join()
-        if self._error is not None:
-            raise ConfigError(f"the search index {self.path} could not be written: {self._error} "
-                              "(run 'archiver index' to rebuild it)") from self._error
-
-    def __enter__(self) -> TextIndexWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -73,3 +73,34 @@ def test_cli_jsonl_and_table(searchable: Config, site: NewsSite) -> None:
 def test_search_of_a_missing_collection(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--root", str(tmp_path), "search", "x", "-c", "nothing"])
     assert result.exit_code == 2
+
+
+def test_results_from_every_shard_are_merged_in_rank_order(tmp_path: Path) -> None:
+    import sqlite3
+    from dataclasses import replace
+
+    from archiver.layout import Collection
+    from archiver.store import Article, Store
+    from archiver.textindex import SHARDS, TextIndexWriter, shard_paths
+
+    cfg = Config(root=tmp_path)
+    collection = Collection.at(tmp_path, "news")
+    collection.create()
+    blank = Article(url="", title="", seed_timestamp=None, seed_time="", page_title="", published="",
+                    capture_time="", status=200, final_url="", lead_image_url="", lead_image_status="",
+                    warc_file="", warc_offset=None, warc_length=None, payload_digest="", replay_path="",
+                    source="s", error="", attempts=1)
+    with Store(collection.db_path) as store, TextIndexWriter(collection.search_path) as texts:
+        for n in range(40):
+            url = f"http://example.org/{n}"
+            store.put(replace(blank, url=url, title=f"t{n}", seed_timestamp=1_696_553_101_000 + n))
+            # the phrase once, or n+1 times: bm25 ranks the articles that repeat it most first
+            texts.add(url, f"t{n}", "开头。" + "共同短语出现。" * (1 + n % 5) + "结尾。" * 20)
+    counts = [sqlite3.connect(p).execute("SELECT count(*) FROM search").fetchone()[0] for p in shard_paths(
+        collection.search_path)]
+    assert len(counts) == SHARDS and sum(counts) == 40 and all(counts)  # every shard has some
+    hits = search(cfg, "共同短语", "news", limit=8)
+    assert len(hits) == 8 and all(int(h.url.rsplit("/", 1)[1]) % 5 == 4 for h in hits)  # the 8 with 5 repeats
+    newest = search(cfg, "短语", "news", limit=3)  # a 2-character word: substring match, newest seed first
+    assert [h.url for h in newest] == [f"http://example.org/{n}" for n in (39, 38, 37)]
+    assert len(search(cfg, "共同短语", "news", limit=100)) == 40
