@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import benchlib as bl
 from benchlib import ARCHIVER, BENCH, BIN, DATA, PY, RUNS, Run, fmt, log, median, ratio, run_timed, table, verdict
@@ -317,19 +318,24 @@ print(json.dumps({"seconds": time.perf_counter() - started, "files": report.file
 """
 
 
-def bench_index(s: Settings, report: Report) -> None:
+def _corpus_root(s: Settings, name: str) -> tuple[Path, dict[str, Any], list[Path], float, Path, Path]:
+    """The corpus (made once), and a fresh archive root whose collection `bench` links its files."""
     cdir = corpus(s)
     manifest = json.loads((cdir / "manifest.json").read_text())
     files = sorted(cdir.glob("bench-*.warc.gz"))
-    extra = cdir / "extra" / "bench-extra.warc.gz"
-    size_mb = sum(f.stat().st_size for f in files) / MB
-    root = RUNS / "index-root"
+    root = RUNS / name
     shutil.rmtree(root, ignore_errors=True)
     bl.archiver_root(root)
     archive = root / "collections" / "bench" / "archive"
     archive.mkdir(parents=True)
     for f in files:
         _link(f, archive / f.name)
+    return cdir, manifest, files, sum(f.stat().st_size for f in files) / MB, root, archive
+
+
+def bench_index(s: Settings, report: Report) -> None:
+    cdir, manifest, files, size_mb, root, archive = _corpus_root(s, "index-root")
+    extra = cdir / "extra" / "bench-extra.warc.gz"
     out = RUNS / "index-cdxj-indexer.cdxj"
     file_args = [str(f) for f in files]
     runs: dict[str, list[Run]] = {}
@@ -880,17 +886,7 @@ def _cluster_capture(s: Settings) -> list[str]:
 
 
 def _cluster_index(s: Settings) -> list[str]:
-    cdir = corpus(s)
-    manifest = json.loads((cdir / "manifest.json").read_text())
-    files = sorted(cdir.glob("bench-*.warc.gz"))
-    size_mb = sum(f.stat().st_size for f in files) / MB
-    root = RUNS / "cluster-index-root"
-    shutil.rmtree(root, ignore_errors=True)
-    bl.archiver_root(root)
-    archive = root / "collections" / "bench" / "archive"
-    archive.mkdir(parents=True)
-    for f in files:
-        _link(f, archive / f.name)
+    _, manifest, files, size_mb, root, _ = _corpus_root(s, "cluster-index-root")
     indexes = root / "collections" / "bench" / "indexes"
     local_procs = min(os.cpu_count() or 1, len(files))  # what index.py's `_index_parts` uses locally
     modes = [Mode(f"local ({local_procs} processes)"), Mode("local, 1 process", one_process=True),
