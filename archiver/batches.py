@@ -91,6 +91,9 @@ class BatchDone:
     seeds: int
 
 
+Outcome = BatchDone | BaseException  # what a runner hands back for a batch: done, or why not
+
+
 def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Callable[[], str] = new_record_id,
               policy: AddressPolicy | None = None, stop: Any = None, slots: Any = None) -> BatchDone:
     """Capture the batch and commit it.

@@ -17,10 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .batches import BatchDone, BatchJob, run_batch
+from .batches import BatchDone, BatchJob, Outcome, run_batch
 from .errors import ClusterError
-
-Outcome = BatchDone | BaseException
 
 
 def connect(address: str) -> Any:
@@ -50,8 +48,9 @@ class DaskRunner:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.futures: dict[Any, BatchJob] = {}
-        # Ctrl-C reaches the tasks through the scheduler: they skip the seeds they have not started
-        self.stopping = StopFlag(f"archiver-stop-{uuid.uuid4().hex}")
+        # Ctrl-C reaches the tasks through a Dask Event, known to them by name: they skip the seeds
+        # they have not started
+        self.stop_event = f"archiver-stop-{uuid.uuid4().hex}"
         self._slots = 0
         self._checked = 0.0
 
@@ -66,7 +65,7 @@ class DaskRunner:
 
     def start(self, job: BatchJob) -> None:
         # the key names the batch: a task resubmitted for the same batch is the same task
-        future = self.client.submit(_run_batch_task, job, self.stopping.name, key=f"archiver-capture-{job.name}",
+        future = self.client.submit(_run_batch_task, job, self.stop_event, key=f"archiver-capture-{job.name}",
                                     pure=False, retries=0)
         self.futures[future] = job
 
@@ -79,23 +78,13 @@ class DaskRunner:
         return out
 
     def stop(self) -> list[BatchJob]:
-        self.stopping.set(self.client)
+        from distributed import Event
+
+        Event(self.stop_event, client=self.client).set()
         return []  # tasks on a cluster may have started anywhere: they commit what they did
 
     def close(self) -> None:
         self.client.close()
-
-
-class StopFlag:
-    """A Dask Event known by name, so that it travels to tasks as a plain string."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def set(self, client: Any) -> None:
-        from distributed import Event
-
-        Event(self.name, client=client).set()
 
 
 def _run_batch_task(job: BatchJob, stop_name: str) -> BatchDone:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from .batches import BatchDone, BatchJob, collect, run_batch
+from .batches import BatchDone, BatchJob, Outcome, collect, run_batch
 from .children import die_with_parent
 from .config import Config
 from .errors import ClusterError
@@ -37,8 +37,6 @@ from .seeds import Seed
 from .seedwork import failed_entry
 from .shards import Batcher
 from .warc import new_record_id, timestamp14, utc_now
-
-Outcome = BatchDone | BaseException
 
 
 class Runner(Protocol):
@@ -176,7 +174,8 @@ class ProcessRunner:
 
     def __init__(self, cfg: Config) -> None:
         self.count = cfg.processes
-        self.budget = max(1, cfg.workers // self.count)  # seeds at once in each process
+        # seeds at once in each process, and batches in flight there (its pool runs a batch a thread)
+        self.budget = max(1, cfg.workers // self.count)
         context = mp.get_context("spawn")  # never fork a process that has threads
         self.outbox: Any = context.Queue()
         self.stopping: Any = context.Event()
@@ -215,12 +214,11 @@ class ProcessRunner:
                                    "run the same capture again to resume")
         return out
 
-    def _take(self, message: tuple[str, Outcome | None], out: list[tuple[BatchJob, Outcome]]) -> None:
+    def _take(self, message: tuple[str, Outcome], out: list[tuple[BatchJob, Outcome]]) -> None:
         name, outcome = message
         index, job = self.jobs.pop(name)
         self.used[index] -= 1
-        if outcome is not None:  # None: taken back before it started
-            out.append((job, outcome))
+        out.append((job, outcome))
 
     def stop(self) -> list[BatchJob]:
         self.stopping.set()

@@ -320,15 +320,13 @@ def index_part(name: str, cfg: Config, collection: Collection, parts: str) -> Pa
     so that a task that runs twice leaves them once. A file on an object store is read from a
     local copy (indexing reads it whole, then seeks back to the pages)."""
     storage = collection_storage(cfg, collection)
-    local = storage.staging_path(f"archive/{name}")
     copy = not isinstance(storage, LocalStorage)
+    # a copy keeps the file's name: it is the records' filename in the index
+    local = storage.staging_path(f"archive/{name}").with_name(name) if copy else collection.archive_dir / name
     try:
         if copy:
-            local = local.with_name(name)  # the records' filename in the index is the file's name
             with storage.open_read(f"archive/{name}") as src, local.open("wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
-        else:
-            local = collection.archive_dir / name
         try:
             result = index_file(local, collection.name)
         except WarcError as exc:  # other tools' damaged files: reported, the rest indexed

@@ -228,6 +228,11 @@ def _check_prefix(prefix: str) -> str:
     return prefix
 
 
+def _may_hold(folder: str, prefix: str) -> bool:
+    """Can a name under `folder/` start with `prefix`?"""
+    return (folder + "/").startswith(prefix) or prefix.startswith(folder + "/")
+
+
 def _listed(name: str, prefix: str, suffix: str) -> bool:
     return (name.startswith(prefix) and name.endswith(suffix) and not name.endswith(OPEN_SUFFIX)
             and not name.rsplit("/", 1)[-1].startswith("."))
@@ -299,8 +304,11 @@ class LocalStorage(Storage):
         start = self.root / prefix.rpartition("/")[0]  # walk only the folder the prefix names
         names: list[str] = []
         with self._errors(prefix):
-            for folder, _dirs, files in os.walk(start, onerror=_unless_missing):
+            for folder, dirs, files in os.walk(start, onerror=_unless_missing):
                 base = Path(folder).relative_to(self.root).as_posix()
+                # descend only where the prefix can match: listing indexes/parts- must not walk
+                # every fragment in indexes/fragments/
+                dirs[:] = [d for d in dirs if _may_hold(d if base == "." else f"{base}/{d}", prefix)]
                 for file in files:
                     name = file if base == "." else f"{base}/{file}"
                     if _listed(name, prefix, suffix):
