@@ -156,10 +156,10 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def proc_hwm_kb(pid: int) -> int:
-    """Peak RSS (VmHWM) of a live process."""
+def proc_status_kb(pid: int, field: str) -> int:
+    """A kB figure of a live process from /proc/PID/status: VmRSS (resident now), VmHWM (peak)."""
     with contextlib.suppress(OSError):
-        m = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+        m = re.search(rf"{field}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
         if m:
             return int(m.group(1))
     return 0

@@ -79,11 +79,20 @@ def timed(files: list[tuple[Path, int]], lookups: int) -> dict[str, dict[str, fl
             if i >= warmup:
                 times[name].append(elapsed)
                 found[name] += hit
+    return summary(times, found)
+
+
+def summary(times: dict[str, list[float]], found: dict[str, int],
+            digits: int | None = None) -> dict[str, dict[str, float]]:
+    """Per source: lookups, found, and the median, p99 and mean in microseconds (rounded to `digits`)."""
     out = {}
     for name, values in times.items():
         values.sort()
-        out[name] = {"lookups": len(values), "found": found[name], "median_us": values[len(values) // 2] * 1e6,
-                     "p99_us": values[int(len(values) * 0.99)] * 1e6, "mean_us": sum(values) / len(values) * 1e6}
+        micro = {"median_us": values[len(values) // 2] * 1e6, "p99_us": values[int(len(values) * 0.99)] * 1e6,
+                 "mean_us": sum(values) / len(values) * 1e6}
+        if digits is not None:
+            micro = {key: round(value, digits) for key, value in micro.items()}
+        out[name] = {"lookups": len(values), "found": found[name], **micro}
     return out
 
 

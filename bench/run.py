@@ -513,7 +513,8 @@ def _sampled(func: Callable[[], Run], samples: list[tuple[float, int]]) -> Run:
 
     def sample() -> None:
         while not stop.wait(0.5):
-            total = sum(_rss_kb(pid) for child in bl.children(os.getpid()) for pid in bl.tree(child)[1:])
+            pids = [pid for child in bl.children(os.getpid()) for pid in bl.tree(child)[1:]]
+            total = sum(bl.proc_status_kb(pid, "VmRSS") for pid in pids)
             samples.append((time.perf_counter() - started, total))
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -523,14 +524,6 @@ def _sampled(func: Callable[[], Run], samples: list[tuple[float, int]]) -> Run:
     finally:
         stop.set()
         thread.join()
-
-
-def _rss_kb(pid: int) -> int:
-    with contextlib.suppress(OSError):
-        m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
-        if m:
-            return int(m.group(1))
-    return 0
 
 
 # --- 4. replay ----------------------------------------------------------------------------
@@ -635,7 +628,7 @@ def _replay_session(s: Settings, kind: str, root: Path, paths: list[str], rep: i
                 if count:
                     for key, value in _loop(port, paths, count, s.time_limit / 4, keep, 0).items():
                         result[f"{name}_{key}"] = value
-            result["hwm_mb"] = max((bl.proc_hwm_kb(p) for p in bl.tree(proc.pid)[1:]), default=0) / 1024
+            result["hwm_mb"] = max((bl.proc_status_kb(p, "VmHWM") for p in bl.tree(proc.pid)[1:]), default=0) / 1024
         finally:
             target = next(iter(bl.children(proc.pid)), None)
             if target is not None:

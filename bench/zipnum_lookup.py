@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cdxj_lookup import line, lookup, make, url_of  # bench/ is this script's folder, first on sys.path
+from cdxj_lookup import line, lookup, make, summary, url_of  # bench/ is this script's folder, first on sys.path
 
 from archiver.layout import Collection
 from archiver.zipnum import write_zipnum, zipnum_dir
@@ -102,13 +102,7 @@ def timed(sources: dict[str, Any], lines: int, lookups: int, cold: list[Path]) -
             if i >= warmup:
                 times[name].append(elapsed)
                 found[name] += hit
-    out = {}
-    for name, values in times.items():
-        values.sort()
-        out[name] = {"found": found[name], "median_us": round(values[len(values) // 2] * 1e6, 1),
-                     "p99_us": round(values[int(len(values) * 0.99)] * 1e6, 1),
-                     "mean_us": round(sum(values) / len(values) * 1e6, 1)}
-    return out
+    return summary(times, found, digits=1)
 
 
 if __name__ == "__main__":
