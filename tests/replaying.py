@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from .processes import stop
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -43,12 +45,7 @@ def replay_process(root: Path, enough: Callable[[list[str]], bool]) -> Iterator[
         assert lines and lines[0].startswith("replay running at"), lines
         yield f"http://127.0.0.1:{port}", lines
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process, signal.SIGINT, grace=15)
         if process.stdout is not None:
             process.stdout.close()
     with pytest.raises(OSError):  # pywb stopped with it

@@ -24,6 +24,8 @@ from typing import Any
 
 from archiver.storage import StorageOptions
 
+from .processes import stop
+
 KEY = "testing-key"
 SECRET = "testing-secret"
 REGION = "us-east-1"
@@ -106,11 +108,7 @@ class S3Server:
     def stop(self) -> None:
         if self._process.stdin and not self._process.stdin.closed:
             self._process.stdin.close()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop(self._process, sig=None, grace=5)  # closing its stdin is what tells it to stop
         if self._process.stdout:
             self._process.stdout.close()
 

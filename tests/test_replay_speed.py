@@ -32,6 +32,7 @@ from archiver.replay import start_replay
 from archiver.store import Store
 
 from .newsite import NewsSite, seed_document
+from .processes import stop
 from .replaying import free_port
 
 ARTICLES = {  # page of the test site: (text of its article, charset of the page)
@@ -168,9 +169,4 @@ def wayback(root: Path, log_path: Path) -> Iterator[int]:
                 time.sleep(0.2)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process)

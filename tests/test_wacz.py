@@ -37,6 +37,7 @@ from archiver.wacz import WaczRefused, WaczReport, member_name, wacz
 
 from .browser import browser_page
 from .newsite import NewsSite, seed_document
+from .processes import stop
 from .replaying import free_port
 from .test_roundtrip import LEAD_IMAGE_LOADED
 
@@ -467,11 +468,6 @@ def test_pywb_unpacks_the_wacz_and_replays_its_articles_in_a_browser(packed: Pac
                 page.screenshot(path=str(tmp_path / "wacz-replay.png"))
             assert site.hits[hits_before:] == []  # all of it came from the WACZ, none from the live site
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop(process, grace=15)
     with pytest.raises(OSError):  # pywb is gone
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
