@@ -132,7 +132,7 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
          notify: Callable[[Event], None], engine: BatchEngine) -> CaptureReport:
     report = CaptureReport()
     seen: set[str] = set()
-    # the replay-index lines of this run's records, unsorted, kept on disk (memory stays flat)
+    # the replay-index lines of this run's records, kept in sorted runs (memory stays flat)
     with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines, \
             TextIndexWriter(collection.search_path) as texts:
 
