@@ -31,7 +31,6 @@ from .netguard import AddressPolicy
 from .replayindex import follow_cdxj
 from .seeds import BadSeed, Seed, check_url, iter_seeds
 from .store import Store
-from .textindex import TextIndexWriter
 from .warc import new_record_id, utc_now
 
 
@@ -133,11 +132,10 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
     report = CaptureReport()
     seen: set[str] = set()
     # the replay-index lines of this run's records, kept in sorted runs (memory stays flat)
-    with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines, \
-            TextIndexWriter(collection.search_path) as texts:
+    with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines:
 
         def record(results: list[Entry]) -> None:
-            _record(results, store, texts, lines, report, notify)
+            _record(results, store, lines, report, notify)
 
         files = []
         try:
@@ -183,15 +181,15 @@ def _todo(items: Iterator[Seed | BadSeed], store: Store, seen: set[str], report:
             yield item
 
 
-def _record(results: list[Entry], store: Store, texts: TextIndexWriter, lines: index_mod.PendingLines,
-            report: CaptureReport, notify: Callable[[Event], None]) -> None:
+def _record(results: list[Entry], store: Store, lines: index_mod.PendingLines, report: CaptureReport,
+            notify: Callable[[Event], None]) -> None:
     if not results:
         return
     with store.transaction():  # one commit for the lot; their batches are committed already
         for result in results:
             store.put(result.article)
-            if result.text:  # indexed by a thread of its own, on the other core
-                texts.add(result.article.url, result.article.page_title or result.article.title, result.text)
+            if result.text:  # searchable once `archiver search` has indexed it (textindex.py)
+                store.queue_text(result.article.url, result.article.page_title or result.article.title, result.text)
             lines.add(result.cdxj)
     for result in results:
         article = result.article

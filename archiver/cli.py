@@ -31,6 +31,7 @@ from .replay import ReplayServer, replay_urls, start_replay
 from .search import search as search_lib
 from .status import StatusReport
 from .status import status as status_lib
+from .textindex import update_search
 from .verify import KINDS, Problem
 from .verify import verify as verify_lib
 from .watch import parse_every
@@ -207,16 +208,19 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
 @click.option("--redis", "redis_url", metavar="URL",
               help="also load the index into Redis, redis://HOST:PORT/DB[/KEY], and have replay read it "
                    "from there (config.yaml); several replay front-ends can share it")
+@click.option("--search", "with_search", is_flag=True,
+              help="also build the full-text search index now (otherwise the next 'archiver search' does)")
 @click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
 @click.pass_context
-def index(ctx: click.Context, collection: str | None, zipnum: bool, redis_url: str | None,
+def index(ctx: click.Context, collection: str | None, zipnum: bool, redis_url: str | None, with_search: bool,
           cluster: str | None) -> None:
     """Rebuild the CDXJ replay index and the metadata index from the WARC files alone.
 
     Reads WARC and ARC files from any tool. Files that cannot be read are listed and skipped
     (exit status 1); `archiver verify` says what is wrong with them, record by record.
     With --zipnum or --redis, replay then reads that index instead of indexes/index.cdxj;
-    run the same command again after capturing more.
+    run the same command again after capturing more. The full-text search index is brought up
+    to date by the next 'archiver search', or at once with --search.
     """
     cfg = _config(ctx, cluster=cluster)
     collection_name = collection or cfg.collection
@@ -239,6 +243,13 @@ def index(ctx: click.Context, collection: str | None, zipnum: bool, redis_url: s
         click.echo(f"skipped {line}", err=True)
     click.echo(f"indexed {report.files} WARC files, {report.records} records, "
                f"{report.articles} articles")
+    if with_search:
+        def searching(done: int, total: int) -> None:
+            live.show(f"search index: {done}/{total} articles", force=done == total)
+
+        added = update_search(Collection.at(cfg.root, collection_name), searching)
+        live.clear()
+        click.echo(f"search index: {added} articles added")
     restart = "; replay reads it (restart a running replay: config.yaml changed)"
     if zipnum:
         built = build_zipnum(Collection.at(cfg.root, collection_name))
@@ -339,6 +350,9 @@ def _show_status(report: StatusReport) -> None:
         unindexed = f", {c.unindexed_files} not indexed yet" if c.unindexed_files else ""
         click.echo(f"  WARC files     {c.warc_files}, {_human_size(c.warc_bytes)}{unindexed}")
         click.echo(f"  last capture   {c.last_capture_time or '-'}")
+        if c.search_pending:
+            click.echo(f"  search         {c.search_pending} articles not indexed for search yet "
+                       "(the next 'archiver search' indexes them)")
         if c.open_files:
             click.echo(f"  open files     {len(c.open_files)} (being written, or left by a killed run: "
                        "the next capture or index mends them)")
@@ -419,7 +433,13 @@ def search(ctx: click.Context, query: tuple[str, ...], collection: str | None, l
     Every word of QUERY must occur (as a substring: Chinese needs no spaces). Results are ranked,
     with a snippet around the match [marked] and the article's replay path.
     """
-    hits = search_lib(_config(ctx), " ".join(query), collection, limit)
+    live = _Live(ctx.obj.get("quiet", False))
+
+    def progress(done: int, total: int) -> None:
+        live.show(f"indexing new articles for search: {done}/{total}", force=done == total)
+
+    hits = search_lib(_config(ctx), " ".join(query), collection, limit, progress)
+    live.clear()
     for hit in hits:
         if fmt == "jsonl":
             click.echo(json.dumps(dataclasses.asdict(hit), ensure_ascii=False))

@@ -42,7 +42,7 @@ from .listing import write_listing
 from .seeds import Seed, parse_seed_document
 from .storage import LocalStorage, Storage, collection_storage
 from .store import Article, Store
-from .textindex import TextIndexWriter
+from .textindex import clear_search
 from .warc import (
     ATTEMPTS,
     ERROR,
@@ -462,7 +462,9 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
                 progress: Callable[[int, int, str], None] | None) -> None:
     sorted_parts: list[str] = []
     readable: list[str] = []
-    with store.transaction(), TextIndexWriter(collection.search_path, clear=rebuild) as texts:
+    if rebuild:
+        clear_search(collection)  # every text is queued again below
+    with store.transaction():
         if rebuild:
             store.clear()
         for done, part in enumerate(_index_parts(cfg, names, collection, parts, sizes)):
@@ -475,7 +477,7 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
             sorted_parts.append(part.cdxj)
             for entry in iter_entries(storage, part.fragment):
                 if store.put(entry.article, prefer_existing_capture=True) and entry.text:
-                    texts.add(entry.article.url, entry.article.page_title or entry.article.title, entry.text)
+                    store.queue_text(entry.article.url, entry.article.page_title or entry.article.title, entry.text)
             storage.remove(part.fragment)
             report.files += 1
             report.records += part.records

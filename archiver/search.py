@@ -8,6 +8,7 @@ matched as plain substrings, which scans the texts: slower on large collections,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from .config import Config
 from .errors import UsageError
 from .layout import Collection
 from .store import Store
-from .textindex import open_readonly, shard_paths
+from .textindex import open_readonly, shard_paths, update_search
 
 SNIPPET_CHARS = 40
 
@@ -30,8 +31,13 @@ class Hit:
     capture_time: str
 
 
-def search(cfg: Config, query: str, collection_name: str | None = None, limit: int = 20) -> list[Hit]:
-    """The articles whose title or text contain every term of `query`, best first."""
+def search(cfg: Config, query: str, collection_name: str | None = None, limit: int = 20,
+           progress: Callable[[int, int], None] | None = None) -> list[Hit]:
+    """The articles whose title or text contain every term of `query`, best first.
+
+    Texts that capture or index queued since the last search are indexed first (`progress` is
+    told how far that has got): every captured article is searchable.
+    """
     terms = query.split()
     if not terms:
         raise UsageError("give something to search for")
@@ -40,6 +46,7 @@ def search(cfg: Config, query: str, collection_name: str | None = None, limit: i
     collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     if not collection.db_path.exists():
         raise UsageError(f"collection {collection.name!r} has no index under {cfg.root} (capture something first)")
+    update_search(collection, progress)
     long_terms = [t for t in terms if len(t) >= 3]
     short_terms = [t for t in terms if len(t) < 3]
     where: list[str] = []

@@ -27,6 +27,7 @@ class CollectionStatus:
     last_capture_time: str | None = None  # latest capture_time, attempts that failed included
     open_files: list[str] = field(default_factory=list)  # *.open: being written, or left by a killed run
     has_index: bool = False
+    search_pending: int = 0  # captured articles whose text the next `archiver search` indexes first
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def collection_status(collection: Collection) -> CollectionStatus:
             "SELECT error, count(*) FROM articles WHERE coalesce(error, '') <> '' GROUP BY error ORDER BY error"
         ).fetchall())
         indexed = store.indexed_files()
+        search_pending = store.pending_span()[0]
     return CollectionStatus(
         name=collection.name,
         seeds=seeds,
@@ -78,4 +80,5 @@ def collection_status(collection: Collection) -> CollectionStatus:
         last_capture_time=last,
         open_files=open_files,
         has_index=True,
+        search_pending=search_pending,
     )

@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS warc_files (
     name TEXT PRIMARY KEY,
     size INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS search_pending (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a text queued again sorts after a drain's end
+    url TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL
+);
 """
 
 
@@ -157,6 +163,32 @@ class Store:
     def clear(self) -> None:
         self.db.execute("DELETE FROM articles")
         self.db.execute("DELETE FROM warc_files")
+        self.db.execute("DELETE FROM search_pending")
+
+    # Texts waiting for the full-text index (textindex.update_search). Queued in the same
+    # transaction as their rows, so an article is always either searchable or waiting here.
+    def queue_text(self, url: str, title: str, text: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO search_pending (url, title, text) VALUES (?, ?, ?)",
+                        (url, title, text))
+
+    def pending_texts(self, after: int, up_to: int, limit: int) -> list[tuple[int, str, str, str]]:
+        """(seq, url, title, text) of queued texts with after < seq <= up_to, in queue order."""
+        return self.db.execute(
+            "SELECT seq, url, title, text FROM search_pending WHERE seq > ? AND seq <= ? "
+            "ORDER BY seq LIMIT ?", (after, up_to, limit)).fetchall()
+
+    def pending_span(self) -> tuple[int, int]:
+        """How many texts are queued, and the last one's seq (0 if none)."""
+        try:
+            count, top = self.db.execute("SELECT count(*), coalesce(max(seq), 0) FROM search_pending").fetchone()
+        except sqlite3.OperationalError:  # opened read-only, written by a version that indexed texts at once
+            return 0, 0
+        return int(count), int(top)
+
+    def drop_pending(self, up_to: int) -> None:
+        """Forget the queued texts up to `up_to`: they are in the full-text index now (a text queued
+        again meanwhile has a higher seq, and stays)."""
+        self.db.execute("DELETE FROM search_pending WHERE seq <= ?", (up_to,))
 
     def indexed_files(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, size FROM warc_files").fetchall())

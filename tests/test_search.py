@@ -9,9 +9,12 @@ from click.testing import CliRunner
 from archiver.capture import capture
 from archiver.cli import cli
 from archiver.config import Config
-from archiver.errors import UsageError
+from archiver.errors import ConfigError, UsageError
 from archiver.index import build_index
+from archiver.layout import Collection
 from archiver.search import search
+from archiver.store import Store
+from archiver.textindex import pending, shard_paths, update_search
 
 from .newsite import NewsSite, seed_document
 
@@ -79,9 +82,8 @@ def test_results_from_every_shard_are_merged_in_rank_order(tmp_path: Path) -> No
     import sqlite3
     from dataclasses import replace
 
-    from archiver.layout import Collection
-    from archiver.store import Article, Store
-    from archiver.textindex import SHARDS, TextIndexWriter, shard_paths
+    from archiver.store import Article
+    from archiver.textindex import SHARDS, shard_paths
 
     cfg = Config(root=tmp_path)
     collection = Collection.at(tmp_path, "news")
@@ -90,12 +92,13 @@ def test_results_from_every_shard_are_merged_in_rank_order(tmp_path: Path) -> No
                     capture_time="", status=200, final_url="", lead_image_url="", lead_image_status="",
                     warc_file="", warc_offset=None, warc_length=None, payload_digest="", replay_path="",
                     source="s", error="", attempts=1)
-    with Store(collection.db_path) as store, TextIndexWriter(collection.search_path) as texts:
+    with Store(collection.db_path) as store:
         for n in range(40):
             url = f"http://example.org/{n}"
             store.put(replace(blank, url=url, title=f"t{n}", seed_timestamp=1_696_553_101_000 + n))
             # the phrase once, or n+1 times: bm25 ranks the articles that repeat it most first
-            texts.add(url, f"t{n}", "开头。" + "共同短语出现。" * (1 + n % 5) + "结尾。" * 20)
+            store.queue_text(url, f"t{n}", "开头。" + "共同短语出现。" * (1 + n % 5) + "结尾。" * 20)
+    update_search(collection)
     counts = [sqlite3.connect(p).execute("SELECT count(*) FROM search").fetchone()[0] for p in shard_paths(
         collection.search_path)]
     assert len(counts) == SHARDS and sum(counts) == 40 and all(counts)  # every shard has some
@@ -104,3 +107,67 @@ def test_results_from_every_shard_are_merged_in_rank_order(tmp_path: Path) -> No
     newest = search(cfg, "短语", "news", limit=3)  # a 2-character word: substring match, newest seed first
     assert [h.url for h in newest] == [f"http://example.org/{n}" for n in (39, 38, 37)]
     assert len(search(cfg, "共同短语", "news", limit=100)) == 40
+
+
+# --- the full-text index is built when needed: capture and index queue texts, search indexes them
+
+
+def test_capture_queues_texts_and_the_first_search_indexes_them(searchable: Config, site: NewsSite) -> None:
+    collection = Collection.at(searchable.root, "news")
+    assert pending(collection) == 4  # the 404 page has no text to search
+    assert not any(p.exists() for p in shard_paths(collection.search_path))  # capture wrote no full-text index
+    seen: list[tuple[int, int]] = []
+    assert [h.url for h in search(searchable, "镕字只在", "news", progress=lambda *a: seen.append(a))] == [
+        site.url + "/gbk.html"]
+    assert seen == [(4, 4)] and pending(collection) == 0
+    search(searchable, "镕字只在", "news", progress=lambda *a: seen.append(a))
+    assert seen == [(4, 4)]  # nothing left to index: the second search starts at once
+
+
+def test_a_text_queued_again_during_an_update_stays_queued(searchable: Config, site: NewsSite) -> None:
+    collection = Collection.at(searchable.root, "news")
+    url = site.url + "/plain.html"
+
+    def capture_meanwhile(done: int, total: int) -> None:  # a capture re-queues a text mid-update
+        with Store(collection.db_path) as other:
+            other.queue_text(url, "改版", "改版后的独特新内容")
+
+    assert update_search(collection, capture_meanwhile) == 4
+    assert pending(collection) == 1  # the newer text was not dropped with the batch it replaced
+    assert [h.url for h in search(searchable, "独特新内容", "news")] == [url]
+    assert pending(collection) == 0
+
+
+def test_a_failed_update_keeps_every_text_queued(searchable: Config, site: NewsSite) -> None:
+    collection = Collection.at(searchable.root, "news")
+    collection.search_path.mkdir()  # the first shard cannot be opened as a file
+    with pytest.raises(ConfigError, match="search index"):
+        search(searchable, "镕字只在", "news")
+    assert pending(collection) == 4  # nothing lost: the next update indexes them all
+    collection.search_path.rmdir()
+    assert [h.url for h in search(searchable, "镕字只在", "news")] == [site.url + "/gbk.html"]
+
+
+def test_rebuild_replaces_the_full_text_index(searchable: Config, site: NewsSite) -> None:
+    collection = Collection.at(searchable.root, "news")
+    search(searchable, "文章", "news")  # indexed
+    with Store(collection.db_path) as store:
+        store.queue_text(site.url + "/gone.html", "x", "只在旧索引里的短语")  # a text no WARC record has
+    update_search(collection)
+    assert search(searchable, "只在旧索引里的短语", "news") != []
+    build_index(searchable, "news")
+    assert not any(p.exists() for p in shard_paths(collection.search_path)) and pending(collection) == 4
+    assert search(searchable, "只在旧索引里的短语", "news") == []  # the rebuild came from the WARC files alone
+    assert [h.url for h in search(searchable, "镕字只在", "news")] == [site.url + "/gbk.html"]
+
+
+def test_cli_index_search_and_status(searchable: Config) -> None:
+    runner = CliRunner()
+    root = ["--root", str(searchable.root)]
+    status = runner.invoke(cli, [*root, "status", "-c", "news"])
+    assert status.exit_code == 0 and "4 articles not indexed for search yet" in status.output
+    built = runner.invoke(cli, [*root, "index", "-c", "news", "--search"])
+    assert built.exit_code == 0, built.output
+    assert "search index: 4 articles added" in built.output
+    status = runner.invoke(cli, [*root, "status", "-c", "news", "--json"])
+    assert json.loads(status.output)["collections"][0]["search_pending"] == 0
