@@ -94,7 +94,7 @@ def capture(
             from .cluster import DaskRunner, connect
 
             runner = DaskRunner(connect(cfg.cluster))
-        elif cfg.processes > 1 and not injected:
+        elif cfg.capture_processes > 1 and not injected:
             runner = ProcessRunner(cfg)
         else:
             runner = ThreadRunner(cfg, clock, new_id, policy)

@@ -6,6 +6,7 @@ Loaded once by the CLI and passed down; nothing reads the environment or files b
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,15 @@ import yaml
 
 from .errors import ConfigError
 
+MAX_AUTO_PROCESSES = 4
+
 
 @dataclass(frozen=True)
 class Config:
     root: Path = field(default_factory=Path.cwd)
     collection: str = "news"
-    workers: int = 8
-    processes: int = 1
+    workers: int = 64
+    processes: int = 0
     cluster: str = ""
     storage: str = ""
     storage_endpoint: str = ""
@@ -52,12 +55,19 @@ class Config:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         return _validated(dataclasses.replace(self, **given))
 
+    @property
+    def capture_processes(self) -> int:
+        """Worker processes capture uses: `processes`, or with 0 one per core, up to 4 (a Python
+        process runs one thread at a time, so capture needs one per core to use them all)."""
+        return self.processes or min(MAX_AUTO_PROCESSES, os.cpu_count() or 1)
+
 
 # The comment printed above each key in config.yaml, so that the file documents itself.
 KEY_HELP: dict[str, str] = {
     "collection": "collection used when -c/--collection is not given",
-    "workers": "seeds captured in parallel (threads, shared out over the processes)",
-    "processes": "worker processes for capture (more than 1 uses more cores; seeds are split by host)",
+    "workers": "seeds captured in parallel (threads, shared out over the processes); each host still gets "
+               "no more than host_concurrency",
+    "processes": "worker processes for capture; 0: one per core, up to 4 (seeds are split by host)",
     "cluster": "Dask scheduler address (tcp://host:8786) or scheduler file to run capture and index on; "
                "empty: this machine",
     "storage": "where WARC files and fragments go: empty for collections/<name>/, or s3://bucket/prefix "
@@ -90,7 +100,7 @@ CONFIG_KEYS = tuple(KEY_HELP)
 def _validated(cfg: Config) -> Config:
     checks = [
         (cfg.workers >= 1, "workers must be at least 1"),
-        (cfg.processes >= 1, "processes must be at least 1"),
+        (cfg.processes >= 0, "processes must not be negative (0: one per core)"),
         (cfg.shards >= 1, "shards must be at least 1"),
         (cfg.batch_size >= 1, "batch_size must be at least 1"),
         (cfg.batch_wait >= 0, "batch_wait must not be negative"),

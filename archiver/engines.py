@@ -170,10 +170,10 @@ class ThreadRunner:
 
 
 class ProcessRunner:
-    """`cfg.processes` worker processes, each running batches in threads (`cfg.workers` in all)."""
+    """`cfg.capture_processes` worker processes, each running batches in threads (`cfg.workers` in all)."""
 
     def __init__(self, cfg: Config) -> None:
-        self.count = cfg.processes
+        self.count = cfg.capture_processes
         # seeds at once in each process, and batches in flight there (its pool runs a batch a thread)
         self.budget = max(1, cfg.workers // self.count)
         context = mp.get_context("spawn")  # never fork a process that has threads

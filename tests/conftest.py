@@ -70,8 +70,9 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cfg(root: Path) -> Config:
+    # one process: library tests start no worker processes (the CLI tests run the default, one per core)
     return Config(root=root, allow_private=True, timeout=5, connect_timeout=2, read_timeout=2, workers=4,
-                  **FAST)
+                  processes=1, **FAST)
 
 
 # No politeness delay and short backoffs, for loopback test sites.
