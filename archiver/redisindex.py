@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
-
 from .errors import ReplayIndexError, UsageError
 from .layout import Collection, locked
 from .pywbconfig import set_collection_index
@@ -110,11 +108,7 @@ def load_redis(collection: Collection, url: str, *, configure: bool = True) -> R
         raise ReplayIndexError(f"collection {collection.name!r} has no {collection.cdxj_path.name} to load "
                                f"into Redis (run 'archiver index -c {collection.name}')")
     with locked(collection):
-        client = connect(target)
-        try:
-            lines, members = load_lines(client, target.key, collection.cdxj_path)
-        except redis.exceptions.RedisError as exc:
-            raise redis_error(target, exc) from exc
+        lines, members = load_into(target, collection.cdxj_path)
         report = RedisReport(lines=lines, members=members, target=target)
         if not configure:
             return report
@@ -123,8 +117,25 @@ def load_redis(collection: Collection, url: str, *, configure: bool = True) -> R
                            config_changed=changed)
 
 
+def _redis() -> Any:
+    """redis-py, imported when a Redis index is used (it takes ~0.1 s, and most runs never need it)."""
+    import redis
+
+    return redis
+
+
+def load_into(target: RedisTarget, path: Path) -> tuple[int, int]:
+    """Connect to `target` and replace its key with the CDXJ lines of `path`; (lines read, members)."""
+    client = connect(target)
+    try:
+        return load_lines(client, target.key, path)
+    except _redis().exceptions.RedisError as exc:
+        raise redis_error(target, exc) from exc
+
+
 def connect(target: RedisTarget) -> Any:
     """A client for `target`, checked with PING: a clear error now rather than half-way through."""
+    redis = _redis()
     client = redis.StrictRedis.from_url(target.base_url, socket_connect_timeout=CONNECT_TIMEOUT,
                                         socket_timeout=COMMAND_TIMEOUT)
     try:
@@ -136,7 +147,8 @@ def connect(target: RedisTarget) -> Any:
 
 def redis_error(target: RedisTarget, exc: Exception) -> ReplayIndexError:
     where = f"Redis at {target.host}:{target.port}"
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+    errors = _redis().exceptions
+    if isinstance(exc, errors.ConnectionError | errors.TimeoutError):
         return ReplayIndexError(f"cannot reach {where}: {exc} (is redis-server running there, "
                                 "and is the URL right?)")
     return ReplayIndexError(f"{where} answered with an error (key {target.key!r}): {exc}")
@@ -171,7 +183,7 @@ def load_lines(client: Any, key: str, path: Path) -> tuple[int, int]:
         swap.persist(key)
         swap.execute()
     except BaseException:
-        with contextlib.suppress(redis.exceptions.RedisError):  # else it expires by itself
+        with contextlib.suppress(_redis().exceptions.RedisError):  # else it expires by itself
             client.delete(loading)
         raise
     return lines, int(client.zcard(key))

@@ -7,12 +7,10 @@ whenever they change `index.cdxj`, so replay never lags behind the archive.
 
 from __future__ import annotations
 
-import redis
-
 from .errors import ReplayIndexError
 from .layout import Collection
 from .pywbconfig import collection_index
-from .redisindex import connect, load_lines, parse_redis_url, redis_error
+from .redisindex import load_into, parse_redis_url
 from .zipnum import pywb_index, write_zipnum, zipnum_dir
 
 
@@ -27,11 +25,7 @@ def follow_cdxj(collection: Collection) -> str:
         return f"zipnum index: {report.lines} lines"
     if index.startswith("redis://"):
         target = parse_redis_url(index, collection.name)
-        client = connect(target)
-        try:
-            lines, _ = load_lines(client, target.key, collection.cdxj_path)
-        except redis.exceptions.RedisError as exc:
-            raise redis_error(target, exc) from exc
+        lines, _ = load_into(target, collection.cdxj_path)
         return f"Redis index {target.display}: {lines} lines"
     raise ReplayIndexError(f"config.yaml gives collection {collection.name!r} the index {index!r}, which "
                            "archiver does not maintain: update it yourself after each capture")
