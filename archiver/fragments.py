@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from .arrow import pyarrow
@@ -71,7 +71,7 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: list[
             for start in range(0, max(len(entries), 1), ROWS):  # a row group at a time: memory stays small
                 columns: list[list[Any]] = [[] for _ in schema]
                 for entry in entries[start:start + ROWS]:
-                    values = (*astuple(entry.article), entry.cdxj, entry.detail, entry.text)
+                    values = (*entry.article.row(), entry.cdxj, entry.detail, entry.text)
                     for column, value in zip(columns, values, strict=True):
                         column.append(value)
                 arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
