@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import uuid
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,10 +100,17 @@ def _target(uri: str) -> str:
     return uri.strip().removeprefix("<").removesuffix(">")
 
 
+# HTML bodies of the latest responses kept while a file is read, so that a seed's metadata record
+# (written just after its page) finds its page without reading the file a second time.
+RECENT_PAGES = 64
+_UNREAD = object()  # the page was not at hand: read it again from the file
+
+
 def index_file(path: Path, collection: str) -> FileIndex:
     """CDXJ lines and metadata rows of one WARC/ARC file."""
     records: dict[str, Written] = {}
-    attempts: list[tuple[Written, dict[str, str], bytes]] = []
+    attempts: list[tuple[Written, dict[str, str], bytes, object]] = []
+    recent: OrderedDict[str, tuple[bytes, str, str]] = OrderedDict()  # record ID -> body, encoding, type
     cdxj: list[str] = []
     count = 0
     next_offset = 0  # where the record being read starts, for error messages
@@ -113,8 +121,16 @@ def index_file(path: Path, collection: str) -> FileIndex:
                 headers = record.rec_headers
                 rtype = record.rec_type
                 block = b""
-                if rtype == "metadata" and headers.get_header(SOURCE) is not None:
+                html: tuple[bytes, str, str] | None = None
+                seed_meta = rtype == "metadata" and headers.get_header(SOURCE) is not None
+                if seed_meta:
                     block = record.content_stream().read(8 * 1024 * 1024)
+                elif rtype == "response" and record.http_headers is not None:
+                    http = record.http_headers
+                    content_type = http.get_header("Content-Type") or ""
+                    if is_html(content_type.split(";")[0].strip()):
+                        html = (record.raw_stream.read(MAX_DECODED), http.get_header("Content-Encoding") or "",
+                                content_type)
                 iterator.read_to_end(record)
                 count += 1
                 # (warcio's get_record_offset() reads the record to its end: call it only now)
@@ -123,10 +139,18 @@ def index_file(path: Path, collection: str) -> FileIndex:
                 rid = headers.get_header("WARC-Record-ID") or ""
                 if rid:
                     records[rid] = written
+                    if html is not None:
+                        recent[rid] = html
+                        if len(recent) > RECENT_PAGES:
+                            recent.popitem(last=False)
                 if rtype in INDEXED_TYPES and written.uri:
                     cdxj.append(cdxj_line(written))
-                if block or (rtype == "metadata" and headers.get_header(SOURCE) is not None):
-                    attempts.append((written, dict(headers.headers), block))
+                if seed_meta:
+                    fields = dict(headers.headers)
+                    body = recent.pop(fields.get("WARC-Concurrent-To", ""), None)
+                    page = _UNREAD if body is None else page_info(decode_body(body[0], body[1]), body[2],
+                                                                    records[fields["WARC-Concurrent-To"]].uri)
+                    attempts.append((written, fields, block, page))
     except (ArchiveLoadFailed, OSError, ValueError, EOFError, zlib.error) as exc:
         raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
                         f"(run 'archiver verify {path}' for details)") from exc
@@ -171,7 +195,7 @@ def _written(record: object, filename: str, offset: int, length: int) -> Written
 
 
 def _article(path: Path, collection: str, records: dict[str, Written], meta: Written,
-             headers: dict[str, str], block: bytes) -> tuple[Article, str] | None:
+             headers: dict[str, str], block: bytes, page_read: object = _UNREAD) -> tuple[Article, str] | None:
     source = headers.get(SOURCE, "")
     content_type = headers.get("Content-Type", "")
     try:
@@ -185,7 +209,11 @@ def _article(path: Path, collection: str, records: dict[str, Written], meta: Wri
     feed_copy = records.get(headers.get("WARC-Refers-To", ""))
     attempt = SeedRecord(seed, meta.date, headers.get(ERROR, ""), headers.get(LEAD_IMAGE, ""),
                          headers.get(LEAD_IMAGE_STATUS, ""), meta, _int(headers.get(ATTEMPTS, "")))
-    page = _read_page(path, response) if response is not None and is_html(response.mime) else None
+    page: PageInfo | None = None
+    if isinstance(page_read, PageInfo):
+        page = page_read
+    elif response is not None and is_html(response.mime):
+        page = _read_page(path, response)
     text = page.text if page is not None and not attempt.error else ""
     return build_article(collection, attempt, response, page, feed_copy), text
 

@@ -162,3 +162,22 @@ def test_pending_lines_are_kept_in_sorted_runs_and_merged(tmp_path: Path, monkey
         assert len(list(collection.indexes_dir.glob(".pending-*/run-*"))) == 22  # 9 lines each (adds of 3)
         assert list(pending.sorted()) == sorted(lines)
     assert not list(collection.indexes_dir.iterdir())  # nothing left behind
+
+
+def test_pages_are_found_whatever_the_record_order(collection: Collection, tmp_path: Path) -> None:
+    """A seed's page is parsed from the first read when its metadata record follows it (as archiver
+    writes them), and read again from the file when it does not (other orders, other tools)."""
+    source = collection.warc_files()[0]
+    members = list(iter_members(source))
+    raw = source.read_bytes()
+    chunks = [raw[m.offset:m.offset + m.length] for m in members]
+    reordered = tmp_path / "reordered.warc.gz"
+    reordered.write_bytes(chunks[0] + b"".join(reversed(chunks[1:])))  # every metadata record before its page
+
+    def essentials(path: Path) -> list[tuple[object, ...]]:
+        found = index_file(path, "news")
+        assert found.articles and any(found.texts.values())
+        return sorted((a.url, a.page_title, a.published, a.lead_image_url, a.status, a.final_url, a.payload_digest,
+                       found.texts.get(a.url, "")) for a in found.articles)
+
+    assert essentials(reordered) == essentials(source)
