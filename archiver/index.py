@@ -337,16 +337,18 @@ class PartDone:
 
     name: str  # the WARC file's name
     cdxj: str
-    fragment: str
+    fragment: str  # "" when the rows came back in `entries` (the task ran in this process)
     records: int
     error: str = ""  # why the file could not be read
+    entries: tuple[Entry, ...] = ()
 
 
-def index_part(name: str, cfg: Config, collection: Collection, parts: str) -> PartDone:
+def index_part(name: str, cfg: Config, collection: Collection, parts: str, here: bool = False) -> PartDone:
     """The index task of one file, run here, in a worker process or on a Dask worker: its lines,
     sorted, to `<parts>/<file>.cdxj`, and its rows to a fragment beside it, both published whole,
-    so that a task that runs twice leaves them once. A file on an object store is read from a
-    local copy (indexing reads it whole, then seeks back to the pages)."""
+    so that a task that runs twice leaves them once (`here`: run in the caller's process, the rows
+    are handed back as they are; a fragment would only be written to be read back). A file on an
+    object store is read from a local copy (indexing reads it whole, then seeks back to the pages)."""
     storage = collection_storage(cfg, collection)
     copy = not isinstance(storage, LocalStorage)
     # a copy keeps the file's name: it is the records' filename in the index
@@ -368,6 +370,8 @@ def index_part(name: str, cfg: Config, collection: Collection, parts: str) -> Pa
         out.writelines(line + "\n" for line in sorted(result.cdxj))
     storage.publish(staged, cdxj)
     entries = [Entry(a, [], "", result.texts.get(a.url, "")) for a in result.articles]
+    if here:
+        return PartDone(name, cdxj, "", result.records, entries=tuple(entries))
     fragment = write_fragment(storage, name, [name], entries, folder=parts)
     return PartDone(name, cdxj, fragment, result.records)
 
@@ -399,7 +403,7 @@ def _index_parts(cfg: Config, names: list[str], collection: Collection, parts: s
     workers = min(os.cpu_count() or 1, len(names))
     if workers < 2 or sum(sizes[n] for n in names) < PARALLEL_BYTES:
         for name in names:
-            yield index_part(name, cfg, collection, parts)
+            yield index_part(name, cfg, collection, parts, here=True)
         return
     count = len(names)
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
@@ -503,10 +507,11 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
                 continue
             readable.append(part.name)
             sorted_parts.append(part.cdxj)
-            for entry in iter_entries(storage, part.fragment):
+            for entry in iter_entries(storage, part.fragment) if part.fragment else part.entries:
                 if store.put(entry.article, prefer_existing_capture=True) and entry.text:
                     store.queue_text(entry.article.url, entry.article.page_title or entry.article.title, entry.text)
-            storage.remove(part.fragment)
+            if part.fragment:
+                storage.remove(part.fragment)
             report.files += 1
             report.records += part.records
         with tempfile.TemporaryDirectory(dir=collection.indexes_dir, prefix=".merge-") as scratch:
