@@ -95,13 +95,16 @@ Outcome = BatchDone | BaseException  # what a runner hands back for a batch: don
 
 
 def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Callable[[], str] = new_record_id,
-              policy: AddressPolicy | None = None, stop: Any = None, slots: Any = None) -> BatchDone:
+              policy: AddressPolicy | None = None, stop: Any = None, slots: Any = None,
+              most: int | None = None) -> BatchDone:
     """Capture the batch and commit it.
 
     `stop`: an Event; once set, seeds not started yet are left out (Ctrl-C), and the batch commits
     what it did: the seeds left out are not in its fragment, and the next run captures them.
     `slots`: a semaphore shared by the batches of a process (its `workers`): a seed is captured
     holding one, so that a batch near its end leaves its part of the workers to the others.
+    `most`: how many slots there are; the batch starts no more threads than that (more would only
+    wait, and each idle thread costs memory and a wake-up).
     `clock`, `new_id` and `policy` are for tests (in-process only).
     """
     collection, cfg = job.collection, job.cfg
@@ -122,7 +125,8 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
             return capture_seed_safely(env, outputs, seed)
 
     try:
-        with cf.ThreadPoolExecutor(job.threads, thread_name_prefix=f"batch-{job.batch.shard}") as pool:
+        threads = job.threads if most is None else max(1, min(job.threads, most))
+        with cf.ThreadPoolExecutor(threads, thread_name_prefix=f"batch-{job.batch.shard}") as pool:
             entries = [entry for entry in pool.map(one, job.batch.seeds) if entry is not None]
     finally:
         files = outputs.close()

@@ -9,6 +9,8 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+M_ARENA_MAX = -8  # glibc mallopt parameter
+MALLOC_ARENAS = 2
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -25,7 +27,25 @@ def die_with_parent(parent: int | None = None) -> None:
         os._exit(143)
 
 
+def fewer_malloc_arenas() -> None:
+    """Cap glibc's malloc at `MALLOC_ARENAS` arenas in this process.
+
+    glibc gives busy threads arenas of their own (up to 8 a core), and each keeps the memory its
+    threads freed: capture's many fetch threads left a process holding tens of MB it no longer
+    used (a 3,000-article capture, 2 worker processes: 323 -> 262 MB PSS over its processes).
+    Call it early, before the threads start; elsewhere than glibc it does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        pass
+
+
 def worker_init(parent: int) -> None:
     """Initializer for worker pools: gone with the parent; Ctrl-C is the parent's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fewer_malloc_arenas()
     die_with_parent(parent)

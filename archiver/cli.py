@@ -15,6 +15,7 @@ import click
 from . import __version__
 from .capture import CaptureReport, Event
 from .capture import capture as capture_lib
+from .children import fewer_malloc_arenas
 from .config import Config
 from .config import load as load_config
 from .demo import DEMO_COLLECTION
@@ -533,6 +534,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
+    fewer_malloc_arenas()  # capture, index and replay run many threads: see children.py
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `archiver export | head` ends quietly, like any Unix tool
     try:

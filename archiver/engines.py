@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .batches import BatchDone, BatchJob, Outcome, collect, run_batch
-from .children import die_with_parent
+from .children import die_with_parent, fewer_malloc_arenas
 from .config import Config
 from .errors import ClusterError
 from .fragments import Entry
@@ -251,6 +251,7 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the capture process decides when to stop
     signal.signal(signal.SIGTERM, lambda *_: os._exit(143))  # killed: the next run mends our files
     die_with_parent(parent)  # a killed capture takes its workers along
+    fewer_malloc_arenas()
 
     def send(job: BatchJob, future: cf.Future[BatchDone]) -> None:
         error = future.exception()  # sent as text: not every exception survives pickling
@@ -260,5 +261,5 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
     slots = threading.BoundedSemaphore(threads)
     with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
         while (job := inbox.get()) is not None:
-            future = pool.submit(run_batch, job, stop=stopping, slots=slots)
+            future = pool.submit(run_batch, job, stop=stopping, slots=slots, most=threads)
             future.add_done_callback(functools.partial(send, job))
