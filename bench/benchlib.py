@@ -94,6 +94,8 @@ class Run:
     stderr: str = ""
     timed_out: bool = False
     extra: dict[str, float] = field(default_factory=dict)
+    tree_pss_kb: int = 0  # sampled peak of the PSS summed over the command and its descendants
+    tree_samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds, kB) of that sum
 
     @property
     def cpu_pct(self) -> float:
@@ -101,7 +103,10 @@ class Run:
 
     @property
     def rss_mb(self) -> float:
-        return self.maxrss_kb / 1024
+        """Peak memory: GNU time's peak RSS of the largest process, or the sampled peak PSS of all
+        the command's processes together when that is more (worker processes: each has its own
+        RSS, and GNU time reports only the largest; PSS shares the pages they have in common)."""
+        return max(self.maxrss_kb, self.tree_pss_kb) / 1024
 
 
 def _parse_time(text: str) -> tuple[float, float, int]:
@@ -124,6 +129,7 @@ def run_timed(cmd: Sequence[str], name: str, cwd: Path | None = None, timeout: f
         started = time.perf_counter()
         proc = subprocess.Popen(full, cwd=cwd, stdout=out, stderr=err, stdin=inp, env=env, start_new_session=True)
         timed_out = False
+        sampler = TreeMemory(proc.pid)
         try:
             rc = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -139,12 +145,50 @@ def run_timed(cmd: Sequence[str], name: str, cwd: Path | None = None, timeout: f
                     os.killpg(proc.pid, signal.SIGKILL)  # the group we started: time and its child
                 rc = proc.wait()
         wall = time.perf_counter() - started
+        tree_pss = sampler.stop()
     user = system = 0.0
     rss = 0
     with contextlib.suppress(OSError):
         user, system, rss = _parse_time(time_path.read_text())
     return Run(list(cmd), rc, wall, user, system, rss, out_path.read_text(errors="replace"),
-               err_path.read_text(errors="replace"), timed_out)
+               err_path.read_text(errors="replace"), timed_out, tree_pss_kb=tree_pss, tree_samples=sampler.samples)
+
+
+class TreeMemory:
+    """Samples the PSS summed over a process's descendants (GNU time and the tool below it) every
+    `every` seconds, in a thread, until stop(); bounded by the process's own life."""
+
+    def __init__(self, pid: int, every: float = 0.25) -> None:
+        import threading
+
+        self.pid = pid
+        self.every = every
+        self.peak = 0
+        self.samples: list[tuple[float, int]] = []  # (seconds since start, kB)
+        self._started = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            total = sum(proc_pss_kb(pid) for pid in tree(self.pid)[1:])
+            self.samples.append((time.perf_counter() - self._started, total))
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def proc_pss_kb(pid: int) -> int:
+    """Proportional set size of a live process (its own pages, plus its share of shared ones)."""
+    with contextlib.suppress(OSError):
+        m = re.search(r"^Pss:\s+(\d+)", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.MULTILINE)
+        if m:
+            return int(m.group(1))
+    return 0
 
 
 def proc_cpu_seconds(pid: int) -> float:

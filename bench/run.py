@@ -70,7 +70,7 @@ class Report:
     machine: dict[str, str]
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
     targets: list[list[str]] = field(default_factory=list)
-    rss: dict[str, float] = field(default_factory=dict)  # what -> peak RSS MB, for the memory table
+    rss: dict[str, float] = field(default_factory=dict)  # what -> peak memory MB (Run.rss_mb)
 
     def target(self, name: str, goal: str, measured: str, ok: bool | None) -> None:
         self.targets.append([name, goal, measured, verdict(ok)])
@@ -212,7 +212,7 @@ def bench_capture(s: Settings, report: Report) -> None:
         f"{s.wget_articles} articles and their images (sequential: its rate does not depend on the count); "
         "the other tools fetch all of them. Articles/s counts an article with its image. CPU % is (user+sys)/wall "
         "of the tool (200% = both cores); site CPU % is the server's share of the same wall time.", "",
-        *table(["tool", "articles", "wall s", "articles/s", "vs wget", "vs requests", "CPU %", "peak RSS MB",
+        *table(["tool", "articles", "wall s", "articles/s", "vs wget", "vs requests", "CPU %", "peak memory MB",
                 "site CPU %", "result, WARC checks"], rows), "",
         "Per repetition (wall s): " + "; ".join(f"{n}: " + ", ".join(f"{r.wall:.1f}" for r in rs)
                                                 for n, rs in runs.items()),
@@ -414,7 +414,7 @@ def bench_index(s: Settings, report: Report) -> None:
         "`archiver index --search` builds it at once (FTS5 trigram, 4 shard threads). "
         "Page cache warm (every tool reads the same files in turn). The CDXJ line counts differ by design: "
         "cdxj-indexer also indexes metadata records.", "",
-        *table(["tool", "wall s", "MB/s", "archiver ÷ tool", "CPU %", "peak RSS MB", "CDXJ lines", "result"], rows),
+        *table(["tool", "wall s", "MB/s", "archiver ÷ tool", "CPU %", "peak memory MB", "CDXJ lines", "result"], rows),
         "",
         f"Incremental update: update_index() after adding one small file "
         f"(~{100 * extra_records / manifest['records']:.1f}% more records) took {inner:.2f} s inside Python "
@@ -451,15 +451,13 @@ def bench_memory(s: Settings, report: Report) -> None:
         with url_list.open("w") as fh:
             for i in range(s.stream_seeds):
                 fh.write(site.url(i, "tiny") + "\n")
-        samples: list[tuple[float, int]] = []
-        run = _sampled(lambda: run_timed([ARCHIVER, "--root", str(root), "capture", "-", "-c", "bench",
-                                          "--allow-private", "-q"], "memory-stream", cwd=root,
-                                         timeout=s.time_limit, stdin_path=url_list), samples)
+        run = run_timed([ARCHIVER, "--root", str(root), "capture", "-", "-c", "bench", "--allow-private", "-q"],
+                        "memory-stream", cwd=root, timeout=s.time_limit, stdin_path=url_list)
     done = captured_count(run)
-    early = [kb for t, kb in samples if t <= run.wall * 0.2]
-    late = [kb for t, kb in samples if t >= run.wall * 0.8]
-    growth = (f"RSS {max(early) / 1024:.0f} MB in the first 20% of the run, {max(late) / 1024:.0f} MB in the last 20%"
-              if early and late else "")
+    early = [kb for t, kb in run.tree_samples if t <= run.wall * 0.2]
+    late = [kb for t, kb in run.tree_samples if t >= run.wall * 0.8]
+    growth = (f"PSS of its processes {max(early) / 1024:.0f} MB in the first 20% of the run, "
+              f"{max(late) / 1024:.0f} MB in the last 20%" if early and late else "")
     stopped = f" (stopped by the {s.time_limit:.0f} s time limit)" if run.timed_out else ""
     rows.append([f"archiver capture - (stdin, {s.stream_seeds} URL seeds, {max(s.workers)} workers)",
                  fmt(run.rss_mb, 0), fmt(run.wall, 1),
@@ -508,34 +506,15 @@ def bench_memory(s: Settings, report: Report) -> None:
                  "GNU time of archiver replay, which waits for its pywb child"])
     worst = max(report.rss.items(), key=lambda kv: kv[1])
     text = [
-        "Peak RSS from GNU time -v (`Maximum resident set size`) of each command.", "",
-        *table(["command", "peak RSS MB", "wall s", "notes"], rows), "",
-        "All peak RSS figures of this run: " + "; ".join(f"{k}: {v:.0f} MB" for k, v in report.rss.items()),
+        "Peak memory of each command: the larger of GNU time -v's `Maximum resident set size` (the largest "
+        "single process) and the peak, sampled every 0.25 s, of the PSS summed over all the command's processes "
+        "(capture runs worker processes: one per core by default; PSS counts the pages they share once).", "",
+        *table(["command", "peak memory MB", "wall s", "notes"], rows), "",
+        "All peak memory figures of this run: " + "; ".join(f"{k}: {v:.0f} MB" for k, v in report.rss.items()),
     ]
     report.sections.append(("Memory", text))
-    report.target("peak RSS everywhere", "< 300 MB", f"worst {worst[1]:.0f} MB ({worst[0]})", worst[1] < 300)
-
-
-def _sampled(func: Callable[[], Run], samples: list[tuple[float, int]]) -> Run:
-    """Run `func` while a thread samples the RSS of this process's descendants every 0.5 s."""
-    import threading
-
-    stop = threading.Event()
-    started = time.perf_counter()
-
-    def sample() -> None:
-        while not stop.wait(0.5):
-            pids = [pid for child in bl.children(os.getpid()) for pid in bl.tree(child)[1:]]
-            total = sum(bl.proc_status_kb(pid, "VmRSS") for pid in pids)
-            samples.append((time.perf_counter() - started, total))
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        return func()
-    finally:
-        stop.set()
-        thread.join()
+    report.target("peak memory everywhere (RSS, or PSS of all processes)", "< 300 MB",
+                  f"worst {worst[1]:.0f} MB ({worst[0]})", worst[1] < 300)
 
 
 # --- 4. replay ----------------------------------------------------------------------------
