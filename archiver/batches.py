@@ -89,6 +89,10 @@ class BatchDone:
     name: str
     fragment: str  # its name in the collection's storage
     seeds: int
+    # what the fragment holds, handed back with it: the capture process need not read it back
+    # (nor load pyarrow, ~36 MB, to do so)
+    files: tuple[str, ...] = ()
+    entries: tuple[Entry, ...] = ()
 
 
 Outcome = BatchDone | BaseException  # what a runner hands back for a batch: done, or why not
@@ -133,15 +137,21 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
         fetcher.close()
     for path in files:
         storage.publish(path, f"archive/{path.name}")
-    fragment = write_fragment(storage, job.name, [p.name for p in files], entries)
-    return BatchDone(job.name, fragment, len(entries))
+    names = [p.name for p in files]
+    fragment = write_fragment(storage, job.name, names, entries)
+    return BatchDone(job.name, fragment, len(entries), tuple(names), tuple(entries))
 
 
 def collect(job: BatchJob, done: BatchDone) -> tuple[list[Entry], list[tuple[str, int]]]:
     """A committed batch's entries and files (name, size); files of the batch it does not name are
     removed."""
     storage = collection_storage(job.cfg, job.collection)
-    fragment = read_fragment(storage, done.fragment)
-    for name in orphans(storage, [n.removeprefix("archive/") for n in storage.list(f"archive/{job.warc_base}-")]):
+    if done.entries or done.files:
+        entries, names = list(done.entries), list(done.files)
+    else:
+        fragment = read_fragment(storage, done.fragment)
+        entries, names = fragment.entries, fragment.files
+    listed = [n.removeprefix("archive/") for n in storage.list(f"archive/{job.warc_base}-")]
+    for name in orphans(storage, listed, known={done.fragment: set(names)}):
         storage.remove(f"archive/{name}")  # written by an attempt that died; the commit replaced it
-    return fragment.entries, [(name, storage.size(f"archive/{name}")) for name in fragment.files]
+    return entries, [(name, storage.size(f"archive/{name}")) for name in names]

@@ -114,13 +114,13 @@ def files_named(storage: Storage, target: str) -> list[str]:
 _BATCH_FILE = re.compile(r"-(\d{14}-\d{4}-[0-9a-f]{12})-\d{3}\.warc\.gz(?:\.open)?$")
 
 
-def orphans(storage: Storage, names: list[str]) -> list[str]:
+def orphans(storage: Storage, names: list[str], known: dict[str, set[str]] | None = None) -> list[str]:
     """Those of the WARC files `names` (in archive/) written by a batch attempt that died, the batch
     being committed since by another attempt (whose fragment does not name them): their seeds are in
     the committed files. Files of a batch that has no fragment are no orphans: nothing else holds
-    their records."""
+    their records. `known`: fragments whose files the caller knows already (not read again)."""
     found = []
-    named: dict[str, set[str] | None] = {}  # fragment -> the files it commits (None: not committed)
+    named: dict[str, set[str] | None] = dict(known or {})  # fragment -> the files it commits (None: not committed)
     for name in names:
         match = _BATCH_FILE.search(name)
         if match is None:
