@@ -95,7 +95,8 @@ def iter_entries(storage: Storage, target: str, rows: int = ROWS) -> Iterator[En
     import pyarrow.parquet as pq
 
     with storage.open_read(target) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows):
+        parquet = pq.ParquetFile(fh, pre_buffer=False)  # pre-buffering read every row group at once
+        for batch in parquet.iter_batches(batch_size=rows):
             for row in batch.to_pylist():
                 yield Entry(Article(**{name: row[name] for name in FIELDS}), list(row["cdxj"] or []),
                             row["detail"] or "", row["text"] or "")
