@@ -77,8 +77,9 @@ def update_search(collection: Collection, progress: Callable[[int, int], None] |
                             progress(done, total)
                 store.drop_pending(last)  # after close(): every shard has committed them
         except sqlite3.Error as exc:
-            raise ConfigError(f"cannot update the search index of {collection.name!r}: {exc} "
-                              "(run 'archiver index --search' where the archive is writable)") from exc
+            raise ConfigError(f"cannot update the search index of {collection.name!r}: {exc} (the queued texts "
+                              "are kept: try again once no other archiver process writes the collection, or "
+                              "run 'archiver index --search' where the archive is writable)") from exc
     return done
 
 
