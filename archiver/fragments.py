@@ -10,9 +10,10 @@ files are there". The collection's SQLite index is merged from them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +58,10 @@ def _schema() -> Any:
     return pa.schema(columns)
 
 
-def write_fragment(storage: Storage, name: str, files: list[str], entries: list[Entry],
+def write_fragment(storage: Storage, name: str, files: list[str], entries: Iterable[Entry],
                    folder: str = FOLDER) -> str:
-    """Commit: write the fragment aside, then publish it whole. Returns its store name."""
+    """Commit: write the fragment aside, then publish it whole. Returns its store name. `entries`
+    may be a generator: they are taken a row group at a time."""
     pa = pyarrow()
     import pyarrow.parquet as pq
 
@@ -68,9 +70,12 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: list[
     staged = storage.staging_path(target)
     try:
         with pq.ParquetWriter(staged, schema, compression="zstd") as writer:
-            for start in range(0, max(len(entries), 1), ROWS):  # a row group at a time: memory stays small
+            pending = iter(entries)
+            first = True
+            while (group := list(itertools.islice(pending, ROWS))) or first:  # a row group at a time
+                first = False
                 columns: list[list[Any]] = [[] for _ in schema]
-                for entry in entries[start:start + ROWS]:
+                for entry in group:
                     values = (*entry.article.row(), entry.cdxj, entry.detail, entry.text)
                     for column, value in zip(columns, values, strict=True):
                         column.append(value)

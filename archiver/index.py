@@ -108,61 +108,78 @@ _UNREAD = object()  # the page was not at hand: read it again from the file
 
 def index_file(path: Path, collection: str) -> FileIndex:
     """CDXJ lines and metadata rows of one WARC/ARC file."""
-    records: dict[str, Written] = {}
-    attempts: list[tuple[Written, dict[str, str], bytes, object]] = []
-    recent: OrderedDict[str, tuple[bytes, str, str]] = OrderedDict()  # record ID -> body, encoding, type
-    cdxj: list[str] = []
-    count = 0
-    next_offset = 0  # where the record being read starts, for error messages
-    try:
-        with path.open("rb") as fh:
-            iterator = ArchiveIterator(fh, arc2warc=True)
-            for record in iterator:
-                headers = record.rec_headers
-                rtype = record.rec_type
-                block = b""
-                html: tuple[bytes, str, str] | None = None
-                seed_meta = rtype == "metadata" and headers.get_header(SOURCE) is not None
-                if seed_meta:
-                    block = record.content_stream().read(8 * 1024 * 1024)
-                elif rtype == "response" and record.http_headers is not None:
-                    http = record.http_headers
-                    content_type = http.get_header("Content-Type") or ""
-                    if is_html(content_type.split(";")[0].strip()):
-                        html = (record.raw_stream.read(MAX_DECODED), http.get_header("Content-Encoding") or "",
-                                content_type)
-                iterator.read_to_end(record)
-                count += 1
-                # (warcio's get_record_offset() reads the record to its end: call it only now)
-                written = _written(record, path.name, iterator.get_record_offset(), iterator.get_record_length())
-                next_offset = written.offset + written.length
-                rid = headers.get_header("WARC-Record-ID") or ""
-                if rid:
-                    records[rid] = written
-                    if html is not None:
-                        recent[rid] = html
-                        if len(recent) > RECENT_PAGES:
-                            recent.popitem(last=False)
-                if rtype in INDEXED_TYPES and written.uri:
-                    cdxj.append(cdxj_line(written))
-                if seed_meta:
+    reader = _FileReader(path, collection)
+    found = list(reader.articles())
+    texts = {article.url: text for article, text in found if text}
+    return FileIndex(reader.cdxj, [article for article, _ in found], texts, reader.count)
+
+
+class _FileReader:
+    """Reads one WARC/ARC file: `articles()` yields each seed's row and text as soon as its records
+    have been read (archiver writes a seed's metadata record after its page), so that a file's rows
+    need not all be held at once; `cdxj` and `count` are complete once it is exhausted."""
+
+    def __init__(self, path: Path, collection: str) -> None:
+        self.path = path
+        self.collection = collection
+        self.cdxj: list[str] = []
+        self.count = 0
+        self.records: dict[str, Written] = {}
+
+    def articles(self) -> Iterator[tuple[Article, str]]:
+        path, records = self.path, self.records
+        waiting: list[tuple[Written, dict[str, str], bytes, object]] = []  # attempts whose records come later
+        recent: OrderedDict[str, tuple[bytes, str, str]] = OrderedDict()  # record ID -> body, encoding, type
+        next_offset = 0  # where the record being read starts, for error messages
+        try:
+            with path.open("rb") as fh:
+                iterator = ArchiveIterator(fh, arc2warc=True)
+                for record in iterator:
+                    headers = record.rec_headers
+                    rtype = record.rec_type
+                    block = b""
+                    html: tuple[bytes, str, str] | None = None
+                    seed_meta = rtype == "metadata" and headers.get_header(SOURCE) is not None
+                    if seed_meta:
+                        block = record.content_stream().read(8 * 1024 * 1024)
+                    elif rtype == "response" and record.http_headers is not None:
+                        http = record.http_headers
+                        content_type = http.get_header("Content-Type") or ""
+                        if is_html(content_type.split(";")[0].strip()):
+                            html = (record.raw_stream.read(MAX_DECODED), http.get_header("Content-Encoding") or "",
+                                    content_type)
+                    iterator.read_to_end(record)
+                    self.count += 1
+                    # (warcio's get_record_offset() reads the record to its end: call it only now)
+                    written = _written(record, path.name, iterator.get_record_offset(), iterator.get_record_length())
+                    next_offset = written.offset + written.length
+                    rid = headers.get_header("WARC-Record-ID") or ""
+                    if rid:
+                        records[rid] = written
+                        if html is not None:
+                            recent[rid] = html
+                            if len(recent) > RECENT_PAGES:
+                                recent.popitem(last=False)
+                    if rtype in INDEXED_TYPES and written.uri:
+                        self.cdxj.append(cdxj_line(written))
+                    if not seed_meta:
+                        continue
                     fields = dict(headers.headers)
                     body = recent.pop(fields.get("WARC-Concurrent-To", ""), None)
                     page = _UNREAD if body is None else page_info(decode_body(body[0], body[1]), body[2],
                                                                     records[fields["WARC-Concurrent-To"]].uri)
-                    attempts.append((written, fields, block, page))
-    except (ArchiveLoadFailed, OSError, ValueError, EOFError, zlib.error) as exc:
-        raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
-                        f"(run 'archiver verify {path}' for details)") from exc
-    articles: list[Article] = []
-    texts: dict[str, str] = {}
-    for attempt in attempts:
-        found = _article(path, collection, records, *attempt)
-        if found is not None:
-            articles.append(found[0])
-            if found[1]:
-                texts[found[0].url] = found[1]
-    return FileIndex(cdxj, articles, texts, count)
+                    attempt = (written, fields, block, page)
+                    refs = (fields.get("WARC-Concurrent-To", ""), fields.get("WARC-Refers-To", ""))
+                    if waiting or any(ref and ref not in records for ref in refs):
+                        waiting.append(attempt)  # after the file is read (and the rows keep their order)
+                    elif (found := _article(path, self.collection, records, *attempt)) is not None:
+                        yield found
+        except (ArchiveLoadFailed, OSError, ValueError, EOFError, zlib.error) as exc:
+            raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
+                            f"(run 'archiver verify {path}' for details)") from exc
+        for attempt in waiting:
+            if (found := _article(path, self.collection, records, *attempt)) is not None:
+                yield found
 
 
 def _written(record: object, filename: str, offset: int, length: int) -> Written:
@@ -353,12 +370,15 @@ def index_part(name: str, cfg: Config, collection: Collection, parts: str, here:
     copy = not isinstance(storage, LocalStorage)
     # a copy keeps the file's name: it is the records' filename in the index
     local = storage.staging_path(f"archive/{name}").with_name(name) if copy else collection.archive_dir / name
+    reader = _FileReader(local, collection.name)
+    entries = (Entry(article, [], "", text) for article, text in reader.articles())
     try:
         if copy:
             with storage.open_read(f"archive/{name}") as src, local.open("wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
-        try:
-            result = index_file(local, collection.name)
+        try:  # the rows stream into the fragment as the file is read: a file's rows are never all held
+            inline = tuple(entries) if here else ()
+            fragment = "" if here else write_fragment(storage, name, [name], entries, folder=parts)
         except WarcError as exc:  # other tools' damaged files: reported, the rest indexed
             return PartDone(name, "", "", 0, str(exc))
     finally:
@@ -367,13 +387,9 @@ def index_part(name: str, cfg: Config, collection: Collection, parts: str, here:
     cdxj = f"{parts}/{name}.cdxj"
     staged = storage.staging_path(cdxj)
     with staged.open("w", encoding="utf-8", newline="\n") as out:
-        out.writelines(line + "\n" for line in sorted(result.cdxj))
+        out.writelines(line + "\n" for line in sorted(reader.cdxj))
     storage.publish(staged, cdxj)
-    entries = [Entry(a, [], "", result.texts.get(a.url, "")) for a in result.articles]
-    if here:
-        return PartDone(name, cdxj, "", result.records, entries=tuple(entries))
-    fragment = write_fragment(storage, name, [name], entries, folder=parts)
-    return PartDone(name, cdxj, fragment, result.records)
+    return PartDone(name, cdxj, fragment, reader.count, entries=inline)
 
 
 def _index_parts(cfg: Config, names: list[str], collection: Collection, parts: str,
