@@ -189,7 +189,7 @@ def _record(results: list[Entry], store: Store, lines: index_mod.PendingLines, r
         for result in results:
             store.put(result.article)
             if result.text:  # searchable once `archiver search` has indexed it (textindex.py)
-                store.queue_text(result.article.url, result.article.page_title or result.article.title, result.text)
+                store.queue_text(result.article.url, result.article.search_title, result.text)
             lines.add(result.cdxj)
     for result in results:
         article = result.article

@@ -526,7 +526,7 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
             sorted_parts.append(part.cdxj)
             for entry in iter_entries(storage, part.fragment) if part.fragment else part.entries:
                 if store.put(entry.article, prefer_existing_capture=True) and entry.text:
-                    store.queue_text(entry.article.url, entry.article.page_title or entry.article.title, entry.text)
+                    store.queue_text(entry.article.url, entry.article.search_title, entry.text)
             if part.fragment:
                 storage.remove(part.fragment)
             release_free_memory()  # what reading the part's rows took

@@ -44,6 +44,11 @@ class Article:
     def captured(self) -> bool:
         return not self.error
 
+    @property
+    def search_title(self) -> str:
+        """The title full-text search indexes: the page's own, else the feed's."""
+        return self.page_title or self.title
+
     def row(self) -> tuple[object, ...]:
         """The values in FIELDS order. Not dataclasses.astuple, which deep-copies each value: in a
         yappi profile of capture it cost 2.4 s of CPU for 4,000 rows."""
