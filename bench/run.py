@@ -145,25 +145,32 @@ def ms(seconds: float) -> str:
 
 # --- 1. capture ---------------------------------------------------------------------------
 
-def bench_capture(s: Settings, report: Report) -> None:
-    jpeg_pool()
-    work = DATA / "capture"
+def _seed_folders(work: Path, site: bl.Site, count: int) -> tuple[Path, Path, list[str]]:
+    """A fresh `work` folder with seed documents for the site's first `count` articles in seeds/
+    (the first WARM also in seeds-warm/); returns both folders and the URLs, page then image."""
     shutil.rmtree(work, ignore_errors=True)
     seeds, warm = work / "seeds", work / "seeds-warm"
     seeds.mkdir(parents=True)
     warm.mkdir()
+    urls, epoch = [], 1_696_553_101_000
+    for i in range(count):
+        page, image = site.url(i), site.url(i, "img")
+        doc = seed_document(page, article_title(i), epoch + i * 60_000, image)
+        (seeds / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+        if i < WARM:
+            (warm / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+        urls += [page, image]
+    return seeds, warm, urls
+
+
+def bench_capture(s: Settings, report: Report) -> None:
+    jpeg_pool()
+    work = DATA / "capture"
     log(f"capture: loopback site on {s.ports} ports, {s.latency * 1000:.0f} ms latency, {s.articles} articles")
     runs: dict[str, list[Run]] = {}
     checks: dict[str, list[tuple[bool, bool]]] = {}
     with bl.Site(s.ports, s.latency, prebuild=s.articles) as site:
-        urls, epoch = [], 1_696_553_101_000
-        for i in range(s.articles):
-            page, image = site.url(i), site.url(i, "img")
-            doc = seed_document(page, article_title(i), epoch + i * 60_000, image)
-            (seeds / f"{i:06d}.md").write_text(doc, encoding="utf-8")
-            if i < WARM:
-                (warm / f"{i:06d}.md").write_text(doc, encoding="utf-8")
-            urls += [page, image]
+        seeds, _, urls = _seed_folders(work, site, s.articles)
         (work / "urls.txt").write_text("\n".join(urls) + "\n")
         (work / "urls-wget.txt").write_text("\n".join(urls[:2 * s.wget_articles]) + "\n")
         (work / "urls-warm.txt").write_text("\n".join(urls[:2 * WARM]) + "\n")
@@ -790,21 +797,13 @@ def bench_cluster(s: Settings, report: Report) -> None:
 def _cluster_capture(s: Settings) -> list[str]:
     jpeg_pool()
     work = DATA / "cluster-capture"
-    shutil.rmtree(work, ignore_errors=True)
-    seeds, warm = work / "seeds", work / "seeds-warm"
-    seeds.mkdir(parents=True)
-    warm.mkdir()
     w, n = min(s.workers), s.cluster_articles
     modes = [Mode("local, threads (processes: 1)"), Mode("local, processes: 2", processes=2),
              Mode("cluster, 1 worker", dask_workers=1), Mode("cluster, 2 workers", dask_workers=2)]
     cr = ClusterRuns()
     log(f"cluster capture: {n} articles, workers {w}, modes: {', '.join(m.name for m in modes)}")
     with bl.Site(s.ports, s.latency, prebuild=n) as site:
-        for i in range(n):
-            doc = seed_document(site.url(i), article_title(i), 1_696_553_101_000 + i * 60_000, site.url(i, "img"))
-            (seeds / f"{i:06d}.md").write_text(doc, encoding="utf-8")
-            if i < WARM:
-                (warm / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+        seeds, warm, _ = _seed_folders(work, site, n)
 
         def one(mode: Mode, rep: int) -> Run:
             root = RUNS / "cluster-capture-root"
