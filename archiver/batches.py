@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import Config
 from .fetch import Fetcher
-from .fragments import Entry, orphans, read_fragment, write_fragment
+from .fragments import Entry, orphans, write_fragment
 from .layout import Collection
 from .netguard import AddressPolicy
 from .seeds import Seed
@@ -91,8 +91,8 @@ class BatchDone:
     seeds: int
     # what the fragment holds, handed back with it: the capture process need not read it back
     # (nor load pyarrow, ~36 MB, to do so)
-    files: tuple[str, ...] = ()
-    entries: tuple[Entry, ...] = ()
+    files: tuple[str, ...]
+    entries: tuple[Entry, ...]
 
 
 Outcome = BatchDone | BaseException  # what a runner hands back for a batch: done, or why not
@@ -143,15 +143,10 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
 
 
 def collect(job: BatchJob, done: BatchDone) -> tuple[list[Entry], list[tuple[str, int]]]:
-    """A committed batch's entries and files (name, size); files of the batch it does not name are
-    removed."""
+    """A committed batch's entries and files (name, size), as its task handed them back with the
+    commit; files of the batch its fragment does not name are removed."""
     storage = collection_storage(job.cfg, job.collection)
-    if done.entries or done.files:
-        entries, names = list(done.entries), list(done.files)
-    else:
-        fragment = read_fragment(storage, done.fragment)
-        entries, names = fragment.entries, fragment.files
     listed = [n.removeprefix("archive/") for n in storage.list(f"archive/{job.warc_base}-")]
-    for name in orphans(storage, listed, known={done.fragment: set(names)}):
+    for name in orphans(storage, listed, known={done.fragment: set(done.files)}):
         storage.remove(f"archive/{name}")  # written by an attempt that died; the commit replaced it
-    return entries, [(name, storage.size(f"archive/{name}")) for name in names]
+    return list(done.entries), [(name, storage.size(f"archive/{name}")) for name in done.files]
