@@ -165,12 +165,12 @@ class _FileReader:
                     if not seed_meta:
                         continue
                     fields = dict(headers.headers)
-                    body = recent.pop(fields.get("WARC-Concurrent-To", ""), None)
+                    page_id, copy_id = fields.get("WARC-Concurrent-To", ""), fields.get("WARC-Refers-To", "")
+                    body = recent.pop(page_id, None)
                     page = _UNREAD if body is None else page_info(decode_body(body[0], body[1]), body[2],
-                                                                    records[fields["WARC-Concurrent-To"]].uri)
+                                                                    records[page_id].uri)
                     attempt = (written, fields, block, page)
-                    refs = (fields.get("WARC-Concurrent-To", ""), fields.get("WARC-Refers-To", ""))
-                    if waiting or any(ref and ref not in records for ref in refs):
+                    if waiting or any(ref and ref not in records for ref in (page_id, copy_id)):
                         waiting.append(attempt)  # after the file is read (and the rows keep their order)
                     elif (found := _article(path, self.collection, records, *attempt)) is not None:
                         yield found
