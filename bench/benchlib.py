@@ -184,11 +184,7 @@ class TreeMemory:
 
 def proc_pss_kb(pid: int) -> int:
     """Proportional set size of a live process (its own pages, plus its share of shared ones)."""
-    with contextlib.suppress(OSError):
-        m = re.search(r"^Pss:\s+(\d+)", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.MULTILINE)
-        if m:
-            return int(m.group(1))
-    return 0
+    return _proc_kb(pid, "smaps_rollup", "Pss")
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -202,8 +198,13 @@ def proc_cpu_seconds(pid: int) -> float:
 
 def proc_status_kb(pid: int, field: str) -> int:
     """A kB figure of a live process from /proc/PID/status: VmRSS (resident now), VmHWM (peak)."""
+    return _proc_kb(pid, "status", field)
+
+
+def _proc_kb(pid: int, file: str, field: str) -> int:
+    """The kB figure `field` of /proc/PID/<file> (0 once the process is gone)."""
     with contextlib.suppress(OSError):
-        m = re.search(rf"{field}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+        m = re.search(rf"^{field}:\s+(\d+)", Path(f"/proc/{pid}/{file}").read_text(), re.MULTILINE)
         if m:
             return int(m.group(1))
     return 0
