@@ -9,7 +9,6 @@ Content-Length is added, so that replay serves the body correctly.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import hashlib
 import random
@@ -18,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any
+from typing import IO
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import certifi
@@ -28,17 +27,13 @@ from .config import Config
 from .errors import FetchError
 from .netguard import AddressPolicy, Deadline, pool_classes
 from .politeness import HostGate
+from .warc import sha1_label
 
 REDIRECTS = (301, 302, 303, 307, 308)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 RETRY_ERRORS = ("connection_error", "timeout")
 SPOOL_IN_MEMORY = 2 * 1024 * 1024
 READ_SIZE = 64 * 1024
-
-
-def sha1_label(digest: Any) -> str:
-    """A hashlib sha1 as WARC writes it: 'sha1:' + base32."""
-    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
 
 
 @dataclass

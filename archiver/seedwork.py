@@ -34,6 +34,7 @@ from .warc import (
     RecordSpec,
     WarcFile,
     Written,
+    encode_record,
     feed_copy_url,
     metadata_spec,
     request_spec,
@@ -65,8 +66,9 @@ class _Shared:
         self.retiring = False
 
     def write(self, spec: RecordSpec) -> Written:
+        encoded = encode_record(spec)  # outside the lock: compressing is most of the work
         with self.lock:
-            return self.file.write(spec)
+            return self.file.append(encoded)
 
 
 class Outputs:

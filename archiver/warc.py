@@ -7,8 +7,12 @@ file; a leftover `.open` file is mended by cutting it back to its last complete 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import os
+import shutil
+import tempfile
 import types
 import uuid
 import zlib
@@ -18,9 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
-from warcio.warcwriter import WARCWriter
 
 from . import __version__
 from .errors import WarcError
@@ -61,17 +63,6 @@ def feed_copy_url(url: str) -> str:
     return f"https://{FEED_COPY_HOST}/{scheme}/{rest}"
 
 
-class _ExactHeaders(StatusAndHeaders):
-    """HTTP headers written byte for byte as given (warcio would %-encode non-ASCII values)."""
-
-    def __init__(self, head: bytes, statusline: str, headers: list[tuple[str, str]], protocol: str):
-        super().__init__(statusline, headers, protocol=protocol)
-        self._head = head
-
-    def compute_headers_buffer(self, header_filter: Any = None) -> None:
-        self.headers_buff = self._head
-
-
 def http_head(first_line: str, headers: list[tuple[str, str]]) -> bytes:
     """Status or request line and headers, encoded as http.client decoded them (latin-1)."""
     lines = [first_line] + [f"{name}: {value}" for name, value in headers]
@@ -96,22 +87,22 @@ class Written:
 
 @dataclass
 class RecordSpec:
-    """A record to write: type, URI, headers, block. Built by the helpers below."""
+    """A record to write: type, URI, WARC headers, block (HTTP head + payload). Built by the helpers below."""
 
     record_type: str
     uri: str
     warc_headers: dict[str, str]
     payload: IO[bytes]
-    length: int
+    length: int  # of the payload
     content_type: str = ""
-    http: _ExactHeaders | None = None
+    http_head: bytes = b""  # HTTP status or request line and headers, byte for byte
     mime: str = ""
     status: str = ""
+    compressible: bool = True
 
 
 def response_spec(exchange: Any, record_id: str, date: str) -> RecordSpec:
     statusline = f"{exchange.status} {exchange.reason}".rstrip()
-    head = http_head(f"{exchange.protocol} {statusline}", exchange.headers)
     headers = {
         "WARC-Record-ID": record_id,
         "WARC-Date": date,
@@ -122,6 +113,7 @@ def response_spec(exchange: Any, record_id: str, date: str) -> RecordSpec:
     if exchange.truncated:
         headers["WARC-Truncated"] = exchange.truncated
     exchange.body.seek(0)
+    mime = exchange.content_type.split(";")[0].strip().lower() or "unk"
     return RecordSpec(
         "response",
         exchange.url,
@@ -129,30 +121,20 @@ def response_spec(exchange: Any, record_id: str, date: str) -> RecordSpec:
         exchange.body,
         exchange.body_length,
         "application/http; msgtype=response",
-        _ExactHeaders(head, statusline, exchange.headers, exchange.protocol),
-        mime=(exchange.content_type.split(";")[0].strip().lower() or "unk"),
+        http_head(f"{exchange.protocol} {statusline}", exchange.headers),
+        mime=mime,
         status=str(exchange.status),
+        # gzip/br bodies are compressed already, and so are most media
+        compressible=not exchange.header("content-encoding") and not mime.startswith(_COMPRESSED_MEDIA),
     )
 
 
 def request_spec(exchange: Any, record_id: str, date: str, response_id: str) -> RecordSpec:
-    head = exchange.request_head
-    first, _, rest = head.decode("latin-1").partition("\r\n")
-    pairs = [(name, value) for name, _, value in (line.partition(": ") for line in rest.strip().split("\r\n"))]
     headers = {"WARC-Record-ID": record_id, "WARC-Date": date, "WARC-Concurrent-To": response_id}
     if exchange.peer_address:
         headers["WARC-IP-Address"] = exchange.peer_address
-    target = first.partition(" ")[2]
-    http = _ExactHeaders(head, target, pairs, "")
-    return RecordSpec(
-        "request",
-        exchange.url,
-        headers,
-        io.BytesIO(b""),
-        0,
-        "application/http; msgtype=request",
-        http,
-    )
+    return RecordSpec("request", exchange.url, headers, io.BytesIO(b""), 0, "application/http; msgtype=request",
+                      exchange.request_head)
 
 
 def metadata_spec(uri: str, record_id: str, date: str, block: bytes, content_type: str,
@@ -169,80 +151,6 @@ def resource_spec(uri: str, record_id: str, date: str, block: bytes, content_typ
     )
 
 
-class WarcFile:
-    """One gzip WARC file being written; `<name>.open` on disk until `close()`."""
-
-    def __init__(self, directory: Path, name: str, clock: Callable[[], datetime],
-                 new_id: Callable[[], str], info: dict[str, str]) -> None:
-        self.name = name
-        self.final_path = directory / name
-        self.open_path = directory / (name + OPEN_SUFFIX)
-        self._fh = self.open_path.open("xb", buffering=1 << 20)
-        # warcio builds and serialises records; archiver does the gzip members itself, so that
-        # each record gets the compression level that suits it (see _GzipMember)
-        self._writer = WARCWriter(self._fh, gzip=False, warc_version=WARC_VERSION)
-        record = self._writer.create_warcinfo_record(name, {**info})
-        record.rec_headers.replace_header("WARC-Record-ID", new_id())
-        record.rec_headers.replace_header("WARC-Date", warc_date(clock()))
-        self._write_member(record, compressible=True)
-
-    @property
-    def size(self) -> int:
-        return self._fh.tell()
-
-    def write(self, spec: RecordSpec) -> Written:
-        offset = self._fh.tell()
-        ordered = {  # the usual order, so that the records read well in a pager
-            "WARC-Type": spec.record_type,
-            "WARC-Record-ID": spec.warc_headers["WARC-Record-ID"],
-            "WARC-Date": spec.warc_headers["WARC-Date"],
-            "WARC-Target-URI": spec.uri,
-            **spec.warc_headers,
-        }
-        record = self._writer.create_warc_record(
-            spec.uri,
-            spec.record_type,
-            payload=spec.payload,
-            length=spec.length,
-            warc_content_type=spec.content_type,
-            warc_headers_dict=ordered,
-            http_headers=spec.http,
-        )
-        self._write_member(record, compressible=_compressible(spec))
-        end = self._fh.tell()
-        digest = record.rec_headers.get_header("WARC-Payload-Digest") or ""
-        return Written(
-            record_id=spec.warc_headers["WARC-Record-ID"],
-            record_type=spec.record_type,
-            uri=spec.uri,
-            date=spec.warc_headers["WARC-Date"],
-            filename=self.name,
-            offset=offset,
-            length=end - offset,
-            mime=spec.mime,
-            status=spec.status,
-            digest=digest.removeprefix("sha1:"),
-        )
-
-    def _write_member(self, record: Any, compressible: bool) -> None:
-        member = _GzipMember(self._fh, compressible)
-        self._writer.out = member  # one gzip member per record
-        self._writer.write_record(record)
-        member.finish()
-
-    def sync(self) -> None:
-        """Make every record written so far durable."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> Path:
-        self.sync()
-        self._fh.close()
-        os.replace(self.open_path, self.final_path)
-        fsync_dir(self.final_path.parent)
-        return self.final_path
-
-
 # Already-compressed media gain nothing from effort: they get the fastest level. ISA-L's deflate
 # (python-isal) writes the same gzip format several times faster than zlib; zlib is the fallback.
 _deflate: types.ModuleType
@@ -256,31 +164,146 @@ except ImportError:  # pragma: no cover - isal is a dependency, but a plain zlib
 
 _COMPRESSED_MEDIA = ("image/", "video/", "audio/", "font/woff", "application/zip", "application/gzip",
                      "application/x-gzip", "application/pdf", "application/octet-stream")
+_NO_PAYLOAD_DIGEST = ("warcinfo", "revisit")  # as warcio: other records get one, even with an empty payload
+_READ = 1 << 20  # payloads up to this size are read whole, once
+SPOOL_MEMBER = 2 * 1024 * 1024  # an encoded record larger than this waits in a temporary file
 
 
-def _compressible(spec: RecordSpec) -> bool:
-    if spec.http is not None and spec.http.get_header("Content-Encoding"):
-        return False  # gzip/br bodies are compressed already
-    return not spec.mime.startswith(_COMPRESSED_MEDIA)
+@dataclass
+class Encoded:
+    """A record as one complete gzip member, not yet in any file."""
+
+    spec: RecordSpec
+    member: IO[bytes]  # the gzip member, from position 0
+    size: int
+    payload_digest: str
 
 
-class _GzipMember:
-    """A file-like sink that writes what it is given as one gzip member of `fh`."""
+def encode_record(spec: RecordSpec) -> Encoded:
+    """The record as one gzip member: WARC headers (digests and Content-Length filled in), block, CRLF CRLF.
 
-    def __init__(self, fh: IO[bytes], compressible: bool) -> None:
-        self._fh = fh
-        level = _TEXT_LEVEL if compressible else _MEDIA_LEVEL
-        self._packer = _deflate.compressobj(level, _deflate.DEFLATED, 31)
+    The bytes are those warcio's WARCWriter writes for the same record (a test holds them to it);
+    written here because warcio's general record machinery (header objects, a second pass over
+    the payload for its digests, 16 KB reads) cost more CPU than the fetch that produced the record.
+    The member is built before any file is touched, so threads sharing a file wait for each other
+    only while it is appended.
+    """
+    block = hashlib.sha1(spec.http_head)
+    given = spec.warc_headers.get("WARC-Payload-Digest")
+    payload = None if given or spec.record_type in _NO_PAYLOAD_DIGEST else hashlib.sha1()
+    # a payload up to _READ bytes is read once; a longer one twice (digests first: they go in the header)
+    small = spec.length <= _READ
+    data = spec.payload.read(_READ + 1) if small else b""
+    read = len(data)
+    block.update(data)
+    if payload is not None:
+        payload.update(data)
+    if not small:
+        start = spec.payload.tell()
+        while chunk := spec.payload.read(_READ):
+            read += len(chunk)
+            block.update(chunk)
+            if payload is not None:
+                payload.update(chunk)
+        spec.payload.seek(start)
+    if read != spec.length:
+        raise WarcError(f"record {spec.warc_headers.get('WARC-Record-ID')}: payload has {read} bytes, "
+                        f"{spec.length} were announced")
+    headers = {"WARC-Type": spec.record_type}
+    for name, value in spec.warc_headers.items():  # the usual order, so that records read well in a pager
+        headers[name] = value
+        if name == "WARC-Date" and spec.uri:
+            headers["WARC-Target-URI"] = spec.uri
+    payload_digest = given or (sha1_label(payload) if payload is not None else "")
+    if payload is not None:
+        headers["WARC-Payload-Digest"] = payload_digest
+    headers["WARC-Block-Digest"] = sha1_label(block)
+    _replace(headers, "Content-Type", spec.content_type or "application/warc-record")
+    _replace(headers, "Content-Length", str(len(spec.http_head) + spec.length))
+    head = "".join([f"WARC/{WARC_VERSION}\r\n", *(f"{k}: {v}\r\n" for k, v in headers.items()), "\r\n"])
 
-    def write(self, data: bytes) -> int:
-        self._fh.write(self._packer.compress(data))
-        return len(data)
+    packer = _deflate.compressobj(_TEXT_LEVEL if spec.compressible else _MEDIA_LEVEL, _deflate.DEFLATED, 31)
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMBER)  # noqa: SIM115 - closed by append
+    out.write(packer.compress(head.encode("utf-8") + spec.http_head))
+    if small:
+        out.write(packer.compress(data))
+    else:
+        while chunk := spec.payload.read(_READ):
+            out.write(packer.compress(chunk))
+    out.write(packer.compress(b"\r\n\r\n"))
+    out.write(packer.flush())
+    size = out.tell()
+    out.seek(0)
+    return Encoded(spec, out, size, payload_digest)
 
-    def flush(self) -> None:
-        pass  # warcio flushes after each record; the member ends in finish()
 
-    def finish(self) -> None:
-        self._fh.write(self._packer.flush())
+def _replace(headers: dict[str, str], name: str, value: str) -> None:
+    """Set a header in place whatever the case of its name (as warcio's replace_header), else add it last."""
+    lowered = name.lower()
+    for key in headers:
+        if key.lower() == lowered:
+            headers[key] = value
+            return
+    headers[name] = value
+
+
+def sha1_label(digest: Any) -> str:
+    """A hashlib sha1 as WARC writes it: 'sha1:' + base32."""
+    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
+
+
+class WarcFile:
+    """One gzip WARC file being written; `<name>.open` on disk until `close()`."""
+
+    def __init__(self, directory: Path, name: str, clock: Callable[[], datetime],
+                 new_id: Callable[[], str], info: dict[str, str]) -> None:
+        self.name = name
+        self.final_path = directory / name
+        self.open_path = directory / (name + OPEN_SUFFIX)
+        self._fh = self.open_path.open("xb", buffering=1 << 20)
+        block = "".join(f"{k}: {v}\r\n" for k, v in info.items()).encode("utf-8")
+        warcinfo = RecordSpec("warcinfo", "", {"WARC-Record-ID": new_id(), "WARC-Filename": name,
+                                               "WARC-Date": warc_date(clock())},
+                              io.BytesIO(block), len(block), "application/warc-fields")
+        self.append(encode_record(warcinfo))
+
+    @property
+    def size(self) -> int:
+        return self._fh.tell()
+
+    def write(self, spec: RecordSpec) -> Written:
+        return self.append(encode_record(spec))
+
+    def append(self, encoded: Encoded) -> Written:
+        """Append an encoded record; the caller makes sure one thread appends at a time."""
+        spec = encoded.spec
+        offset = self._fh.tell()
+        with encoded.member:
+            shutil.copyfileobj(encoded.member, self._fh, _READ)
+        return Written(
+            record_id=spec.warc_headers["WARC-Record-ID"],
+            record_type=spec.record_type,
+            uri=spec.uri,
+            date=spec.warc_headers["WARC-Date"],
+            filename=self.name,
+            offset=offset,
+            length=encoded.size,
+            mime=spec.mime,
+            status=spec.status,
+            digest=encoded.payload_digest.removeprefix("sha1:"),
+        )
+
+    def sync(self) -> None:
+        """Make every record written so far durable."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> Path:
+        self.sync()
+        self._fh.close()
+        os.replace(self.open_path, self.final_path)
+        fsync_dir(self.final_path.parent)
+        return self.final_path
 
 
 def warcinfo_fields(extra: dict[str, str] | None = None) -> dict[str, str]:
