@@ -40,6 +40,7 @@ from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
 from .fragments import Entry, iter_entries, orphans, write_fragment
 from .layout import WARC_SUFFIXES, Collection, locked
 from .listing import write_listing
+from .records import RecordRead, Unsure, fast_readable, read_fast, read_warcio
 from .seeds import Seed, parse_seed_document
 from .storage import LocalStorage, Storage, collection_storage
 from .store import Article, Store
@@ -106,9 +107,9 @@ RECENT_PAGES = 64
 _UNREAD = object()  # the page was not at hand: read it again from the file
 
 
-def index_file(path: Path, collection: str) -> FileIndex:
-    """CDXJ lines and metadata rows of one WARC/ARC file."""
-    reader = _FileReader(path, collection)
+def index_file(path: Path, collection: str, fast: bool = True) -> FileIndex:
+    """CDXJ lines and metadata rows of one WARC/ARC file (`fast=False`: read with warcio only)."""
+    reader = _FileReader(path, collection, fast)
     found = list(reader.articles())
     texts = {article.url: text for article, text in found if text}
     return FileIndex(reader.cdxj, [article for article, _ in found], texts, reader.count)
@@ -117,63 +118,64 @@ def index_file(path: Path, collection: str) -> FileIndex:
 class _FileReader:
     """Reads one WARC/ARC file: `articles()` yields each seed's row and text as soon as its records
     have been read (archiver writes a seed's metadata record after its page), so that a file's rows
-    need not all be held at once; `cdxj` and `count` are complete once it is exhausted."""
+    need not all be held at once; `cdxj` and `count` are complete once it is exhausted.
 
-    def __init__(self, path: Path, collection: str) -> None:
+    FastWARC reads the file when it can answer as warcio would (records.py); when it cannot, the
+    file is read again with warcio, and the rows already handed out are not handed out again."""
+
+    def __init__(self, path: Path, collection: str, fast: bool = True) -> None:
         self.path = path
         self.collection = collection
+        self.fast = fast
         self.cdxj: list[str] = []
         self.count = 0
         self.records: dict[str, Written] = {}
 
     def articles(self) -> Iterator[tuple[Article, str]]:
+        given = 0
+        if self.fast and fast_readable(self.path):
+            try:
+                for found in self._articles(read_fast(self.path, _want)):
+                    given += 1
+                    yield found
+                return
+            except Unsure:
+                self.cdxj, self.count, self.records = [], 0, {}
+        for number, found in enumerate(self._articles(read_warcio(self.path, _want))):
+            if number >= given:  # the same records give the same rows, in the same order
+                yield found
+
+    def _articles(self, reading: Iterator[RecordRead]) -> Iterator[tuple[Article, str]]:
         path, records = self.path, self.records
         waiting: list[tuple[Written, dict[str, str], bytes, object]] = []  # attempts whose records come later
         recent: OrderedDict[str, tuple[bytes, str, str]] = OrderedDict()  # record ID -> body, encoding, type
         next_offset = 0  # where the record being read starts, for error messages
         try:
-            with path.open("rb") as fh:
-                iterator = ArchiveIterator(fh, arc2warc=True)
-                for record in iterator:
-                    headers = record.rec_headers
-                    rtype = record.rec_type
-                    block = b""
-                    html: tuple[bytes, str, str] | None = None
-                    seed_meta = rtype == "metadata" and headers.get_header(SOURCE) is not None
-                    if seed_meta:
-                        block = record.content_stream().read(8 * 1024 * 1024)
-                    elif rtype == "response" and record.http_headers is not None:
-                        http = record.http_headers
-                        content_type = http.get_header("Content-Type") or ""
-                        if is_html(content_type.split(";")[0].strip()):
-                            html = (record.raw_stream.read(MAX_DECODED), http.get_header("Content-Encoding") or "",
-                                    content_type)
-                    iterator.read_to_end(record)
-                    self.count += 1
-                    # (warcio's get_record_offset() reads the record to its end: call it only now)
-                    written = _written(record, path.name, iterator.get_record_offset(), iterator.get_record_length())
-                    next_offset = written.offset + written.length
-                    rid = headers.get_header("WARC-Record-ID") or ""
-                    if rid:
-                        records[rid] = written
-                        if html is not None:
-                            recent[rid] = html
-                            if len(recent) > RECENT_PAGES:
-                                recent.popitem(last=False)
-                    if rtype in INDEXED_TYPES and written.uri:
-                        self.cdxj.append(cdxj_line(written))
-                    if not seed_meta:
-                        continue
-                    fields = dict(headers.headers)
-                    page_id, copy_id = fields.get("WARC-Concurrent-To", ""), fields.get("WARC-Refers-To", "")
-                    body = recent.pop(page_id, None)
-                    page = _UNREAD if body is None else page_info(decode_body(body[0], body[1]), body[2],
-                                                                    records[page_id].uri)
-                    attempt = (written, fields, block, page)
-                    if waiting or any(ref and ref not in records for ref in (page_id, copy_id)):
-                        waiting.append(attempt)  # after the file is read (and the rows keep their order)
-                    elif (found := _article(path, self.collection, records, *attempt)) is not None:
-                        yield found
+            for record in reading:
+                self.count += 1
+                written = _written(record, path.name)
+                next_offset = written.offset + written.length
+                if written.record_id:
+                    records[written.record_id] = written
+                    if record.body is not None and record.rec_type == "response":
+                        recent[written.record_id] = (record.body, record.http_content_encoding,
+                                                     record.http_content_type)
+                        if len(recent) > RECENT_PAGES:
+                            recent.popitem(last=False)
+                if written.record_type in INDEXED_TYPES and written.uri:
+                    self.cdxj.append(cdxj_line(written))
+                if record.rec_type != "metadata" or record.body is None:
+                    continue
+                fields = dict(record.headers)
+                page_id, copy_id = fields.get("WARC-Concurrent-To", ""), fields.get("WARC-Refers-To", "")
+                body = recent.pop(page_id, None)
+                page = _UNREAD if body is None else page_info(decode_body(body[0], body[1]), body[2],
+                                                                records[page_id].uri)
+                attempt = (written, fields, record.body, page)
+                if waiting or any(ref and ref not in records for ref in (page_id, copy_id)):
+                    waiting.append(attempt)  # after the file is read (and the rows keep their order)
+                elif (found := _article(path, self.collection, records, *attempt)) is not None:
+                    yield found
         except (ArchiveLoadFailed, OSError, ValueError, EOFError, zlib.error) as exc:
             raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
                             f"(run 'archiver verify {path}' for details)") from exc
@@ -182,29 +184,35 @@ class _FileReader:
                 yield found
 
 
-def _written(record: object, filename: str, offset: int, length: int) -> Written:
-    r: object = record
-    headers = r.rec_headers  # type: ignore[attr-defined]
-    rtype = r.rec_type  # type: ignore[attr-defined]
-    http = r.http_headers  # type: ignore[attr-defined]
+def _want(rtype: str, header: Callable[[str], str | None], http_content_type: str | None) -> int:
+    """What the index reads of a record's body: a seed's metadata block, an HTML page's payload."""
+    if rtype == "metadata":
+        return 8 * 1024 * 1024 if header(SOURCE) is not None else 0
+    if rtype == "response" and http_content_type is not None and is_html(http_content_type.split(";")[0].strip()):
+        return MAX_DECODED
+    return 0
+
+
+def _written(record: RecordRead, filename: str) -> Written:
+    rtype = record.rec_type
     mime = status = ""
     if rtype == "revisit":
         mime = "warc/revisit"
-    elif http is not None and rtype == "response":
-        mime = (http.get_header("Content-Type") or "").split(";")[0].strip().lower() or "unk"
-        status = http.get_statuscode() or ""
+    elif record.http and rtype == "response":
+        mime = record.http_content_type.split(";")[0].strip().lower() or "unk"
+        status = record.http_status
     elif rtype == "resource":
-        mime = (headers.get_header("Content-Type") or "").split(";")[0].strip()
+        mime = (record.header("Content-Type") or "").split(";")[0].strip()
         status = "200"
-    digest = headers.get_header("WARC-Payload-Digest") or ""
+    digest = record.header("WARC-Payload-Digest") or ""
     return Written(
-        record_id=headers.get_header("WARC-Record-ID") or "",
+        record_id=record.header("WARC-Record-ID") or "",
         record_type=rtype,
-        uri=_target(headers.get_header("WARC-Target-URI") or ""),
-        date=headers.get_header("WARC-Date") or "",
+        uri=_target(record.header("WARC-Target-URI") or ""),
+        date=record.header("WARC-Date") or "",
         filename=filename,
-        offset=offset,
-        length=length,
+        offset=record.offset,
+        length=record.length,
         mime=mime,
         status=status,
         digest=digest.split(":", 1)[-1],

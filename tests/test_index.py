@@ -9,6 +9,7 @@ import pytest
 
 from archiver.capture import capture
 from archiver.config import Config
+from archiver.errors import WarcError
 from archiver.index import build_index, index_file, update_index
 from archiver.layout import Collection
 from archiver.store import Store
@@ -162,6 +163,58 @@ def test_pending_lines_are_kept_in_sorted_runs_and_merged(tmp_path: Path, monkey
         assert len(list(collection.indexes_dir.glob(".pending-*/run-*"))) == 22  # 9 lines each (adds of 3)
         assert list(pending.sorted()) == sorted(lines)
     assert not list(collection.indexes_dir.iterdir())  # nothing left behind
+
+
+REAL_WARCS = sorted(p for p in (SHARED / "real-warcs").rglob("*") if ".warc" in p.name or ".arc" in p.name)
+
+
+@pytest.mark.parametrize("path", REAL_WARCS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_fastwarc_reads_what_warcio_reads(path: Path) -> None:
+    """Other tools' files (good, odd and damaged) index the same through FastWARC as through warcio alone:
+    the files FastWARC reads differently (a record over several gzip members, spaces in target URIs,
+    uncompressed and ARC files, cut files) are handed to warcio."""
+
+    def indexed(fast: bool) -> object:
+        try:
+            found = index_file(path, "x", fast=fast)
+        except WarcError as exc:
+            return str(exc)
+        return found.cdxj, found.articles, found.texts, found.records
+
+    assert indexed(True) == indexed(False)
+
+
+def test_fastwarc_reads_archivers_files_and_common_ones_and_hands_odd_ones_to_warcio(collection: Collection) -> None:
+    from archiver.records import Unsure, fast_readable, read_fast
+
+    def fast(path: Path) -> int:
+        return sum(1 for _ in read_fast(path, lambda *_: 0))
+
+    warcio_dir = SHARED / "real-warcs" / "warcio"
+    assert fast(collection.warc_files()[0]) > 5
+    assert fast(PYWB / "warcs" / "iana.warc.gz") == 343  # Webrecorder's
+    assert fast(PYWB / "warcs" / "example-wget-1-14.warc.gz") == 6
+    with pytest.raises(Unsure, match="not one gzip member holding one record"):
+        fast(warcio_dir / "example-wrong-chunks.warc.gz")  # a record over three gzip members
+    with pytest.raises(Unsure, match="space"):
+        fast(warcio_dir / "example-space-in-target-uri.warc.gz")
+    assert not fast_readable(PYWB / "warcs" / "example.warc")
+    assert not fast_readable(PYWB / "warcs" / "example.arc.gz")
+
+
+def test_a_file_fastwarc_gives_up_on_late_is_read_again_without_repeating_rows(collection: Collection,
+                                                                                 tmp_path: Path) -> None:
+    source = collection.warc_files()[0]
+    cut = tmp_path / "cut.warc.gz"
+    cut.write_bytes(source.read_bytes()[:-20])  # the last record (a seed's metadata) cut short
+    slow = index_file(cut, "news", fast=False)  # warcio reads what is left of it, as pywb would
+    assert slow.articles
+    again = index_file(cut, "news")  # FastWARC's reading is refused at the end; rows were already out
+    assert (again.cdxj, again.articles, again.texts, again.records) == (
+        slow.cdxj, slow.articles, slow.texts, slow.records)
+    whole = index_file(source, "news")
+    assert (whole.cdxj, whole.articles) == (index_file(source, "news", fast=False).cdxj,
+                                            index_file(source, "news", fast=False).articles)
 
 
 def test_pages_are_found_whatever_the_record_order(collection: Collection, tmp_path: Path) -> None:
