@@ -124,12 +124,20 @@ def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
     # than BeautifulSoup's html.parser: it decides how fast capture and index can go
     tree = LexborHTMLParser(text)
 
+    # every <meta> in one walk of the tree (a selector query per name walked it a dozen times):
+    # (attribute, value) -> the content of the first such tag, as a `meta[attribute="value"]` query finds it
+    metas: dict[tuple[str, str], str] = {}
+    for tag in tree.css("meta"):
+        attributes = tag.attributes
+        for attribute in ("property", "name", "itemprop"):
+            value = attributes.get(attribute)
+            if value is not None:
+                metas.setdefault((attribute, value), (attributes.get("content") or "").strip())
+
     def meta(*names: str) -> str:
         for name in names:
             for attribute in ("property", "name", "itemprop"):
-                node = tree.css_first(f'meta[{attribute}="{name}"]')
-                content = (node.attributes.get("content") or "").strip() if node is not None else ""
-                if content:
+                if content := metas.get((attribute, name), ""):
                     return content
         return ""
 
