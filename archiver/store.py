@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
@@ -72,6 +73,20 @@ CREATE TABLE IF NOT EXISTS warc_files (
     name TEXT PRIMARY KEY,
     size INTEGER NOT NULL
 );
+-- the collection page's listing reads the rows in these orders, from a page on (listing.py):
+-- with these indexes that costs the rows read, not a sort of the whole table
+CREATE INDEX IF NOT EXISTS articles_by_seed_time
+    ON articles (NULLIF(seed_timestamp, '') IS NULL, NULLIF(seed_timestamp, ''), url);
+CREATE INDEX IF NOT EXISTS articles_by_capture_time
+    ON articles (NULLIF(capture_time, '') IS NULL, NULLIF(capture_time, ''), url);
+-- the first position (per listing order) a row changed since the collection page's listing was
+-- written: its pages before it stay (listing.py). order_name '*': everything changed.
+CREATE TABLE IF NOT EXISTS listing_changes (
+    order_name TEXT PRIMARY KEY,
+    untimed INTEGER NOT NULL,
+    value,
+    url TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS search_pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a text queued again sorts after a drain's end
     url TEXT NOT NULL UNIQUE,
@@ -81,11 +96,27 @@ CREATE TABLE IF NOT EXISTS search_pending (
 """
 
 
+# The orders of the collection page's listing (listing.py): name -> the column giving a row's time
+# in that order. A row without one sorts after those with one; the URL breaks ties.
+LISTING_ORDERS = {"seed": "seed_timestamp", "capture": "capture_time"}
+_ORDER_FIELDS = tuple(dict.fromkeys(LISTING_ORDERS.values()))
+ListingKey = tuple[int, Any, str]  # (untimed, time, url), as the listing sorts
+
+
+def _before(a: ListingKey, b: ListingKey) -> bool:
+    if a[0] != b[0]:
+        return a[0] < b[0]
+    if a[0] == 0 and a[1] != b[1]:
+        return bool(a[1] < b[1])
+    return a[2] < b[2]
+
+
 class Store:
     """A connection to one collection's metadata index. Use from one thread."""
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
+        self._first_change: dict[str, ListingKey] | None = None  # listing_changes, once read
         if readonly:  # export, status, replay: never change (or drop) what they read
             self.db = self._open_readonly(path)
             return
@@ -147,6 +178,8 @@ class Store:
             row = self.db.execute("SELECT error FROM articles WHERE url = ?", (article.url,)).fetchone()
             if row is not None and not row[0]:
                 return False
+        self._listing_change(article.url)
+        self._listing_change(article.url, article)
         marks = ", ".join("?" for _ in FIELDS)
         self.db.execute(f"INSERT OR REPLACE INTO articles ({', '.join(FIELDS)}) VALUES ({marks})", article.row())
         return True
@@ -171,9 +204,58 @@ class Store:
         return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
 
     def clear(self) -> None:
+        self.db.execute("DELETE FROM listing_changes")
+        self.db.execute("INSERT INTO listing_changes VALUES ('*', 0, NULL, '')")
+        self._first_change = None
         self.db.execute("DELETE FROM articles")
         self.db.execute("DELETE FROM warc_files")
         self.db.execute("DELETE FROM search_pending")
+
+    # Where the collection page's listing must be written again from (listing.py), kept in the
+    # same transactions as the rows, so that a run killed before it wrote the listing is not lost.
+    def _listing_change(self, url: str, article: Article | None = None) -> None:
+        """Note a row's sort keys: `article`'s, or (without it) those the row of `url` has now."""
+        if self._first_change is None:
+            self._first_change = {name: (untimed, value, u) for name, untimed, value, u
+                                  in self.db.execute("SELECT order_name, untimed, value, url FROM listing_changes")}
+        if "*" in self._first_change:
+            return  # everything is rewritten anyway
+        if article is None:
+            found = self.db.execute(f"SELECT {', '.join(f for f in _ORDER_FIELDS)} FROM articles WHERE url = ?",
+                                    (url,)).fetchone()
+            if found is None:
+                return
+            times = dict(zip(_ORDER_FIELDS, found, strict=True))
+        else:
+            times = {name: getattr(article, name) for name in _ORDER_FIELDS}
+        for order, field in LISTING_ORDERS.items():
+            value = times[field] if times[field] not in (None, "") else None
+            key: ListingKey = (1, None, url) if value is None else (0, value, url)
+            first = self._first_change.get(order)
+            if first is None or _before(key, first):
+                self._first_change[order] = key
+                self.db.execute("INSERT OR REPLACE INTO listing_changes VALUES (?, ?, ?, ?)", (order, *key))
+
+    def listing_changes(self) -> dict[str, ListingKey] | None:
+        """For each listing order, the first sort key changed since `listing_written` (absent: none);
+        None: everything (a rebuild, or a metadata index older than this record)."""
+        try:
+            rows = self.db.execute("SELECT order_name, untimed, value, url FROM listing_changes").fetchall()
+        except sqlite3.OperationalError:
+            return None
+        found = {name: (untimed, value, url) for name, untimed, value, url in rows}
+        return None if "*" in found else found
+
+    def listing_written(self, seen: dict[str, ListingKey] | None) -> None:
+        """The listing now shows the changes `seen` (as listing_changes gave them): forget them,
+        but not a change made since."""
+        if seen is None:
+            self.db.execute("DELETE FROM listing_changes WHERE order_name = '*'")
+            seen = {}
+        for order, key in seen.items():
+            self.db.execute("DELETE FROM listing_changes WHERE order_name = ? AND untimed = ? AND value IS ? "
+                            "AND url = ?", (order, *key))
+        self._first_change = None
 
     # Texts waiting for the full-text index (textindex.update_search). Queued in the same
     # transaction as their rows, so an article is always either searchable or waiting here.

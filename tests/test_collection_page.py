@@ -67,7 +67,7 @@ def all_rows(folder: Path, order: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for page in range(manifest["pages"]):
         body = read(folder, page_name(order, page))
-        assert body["generation"] == manifest["generation"] and body["page"] == page
+        assert body["generation"] == manifest["orders"][order]["generations"][page] and body["page"] == page
         assert body["start"] == page * manifest["page_size"]
         rows.extend(dict(zip(manifest["fields"], row, strict=True)) for row in body["rows"])
     return rows
@@ -93,10 +93,11 @@ def test_manifest_pages_and_both_sort_orders(collection: Collection) -> None:
     assert folder == collection.path / "static" / "articles"
     manifest = read(folder, MANIFEST)
     assert {k: manifest[k] for k in ("version", "count", "page_size", "pages", "fields")} == {
-        "version": 1, "count": 11, "page_size": 4, "pages": 3, "fields": [
+        "version": 2, "count": 11, "page_size": 4, "pages": 3, "fields": [
             "title", "url", "seed_time", "capture_time", "status", "error", "replay_path", "thumbnail"]}
-    assert manifest["orders"] == {"seed": {"prefix": "by-seed-", "timed": 10},
-                                  "capture": {"prefix": "by-capture-", "timed": 11}}
+    assert manifest["orders"] == {"seed": {"prefix": "by-seed-", "timed": 10, "generations": [manifest["generation"]] * 3},
+                                  "capture": {"prefix": "by-capture-", "timed": 11,
+                                              "generations": [manifest["generation"]] * 3}}
     assert manifest["generated"].endswith("Z") and len(manifest["generation"]) == 16
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [MANIFEST] + [page_name(o, n) for o in ("seed", "capture") for n in range(3)])
@@ -202,6 +203,75 @@ def test_unchanged_runs_write_only_a_missing_listing(collection: Collection) -> 
     assert read(listing_dir(collection), MANIFEST)["generation"] == generation
     with pytest.raises(ValueError):
         write_listing(collection, page_size=0)
+
+
+def test_a_run_rewrites_only_the_pages_from_its_first_change(collection: Collection) -> None:
+    """Rows put through the metadata index note where they sort; the next listing keeps the pages
+    wholly before the first change (bytes and generation), and reads as a full rewrite would."""
+    start = 1_700_000_000
+    collection.create()
+    folder = listing_dir(collection)
+
+    def pages(order: str) -> list[bytes]:
+        return [(folder / page_name(order, n)).read_bytes() for n in range(read(folder, MANIFEST)["pages"])]
+
+    def as_full_rewrite_reads() -> None:
+        rows = {order: all_rows(folder, order) for order in ("seed", "capture")}
+        write_listing(collection, page_size=3)  # read-only: every page from scratch
+        assert {order: all_rows(folder, order) for order in ("seed", "capture")} == rows
+
+    with Store(collection.db_path) as store:
+        with store.transaction():
+            for i in range(10):
+                store.put(synthetic(i, start + i * 60, start + 86400 + i * 60))
+        write_listing(collection, store, page_size=3)
+        before = {order: pages(order) for order in ("seed", "capture")}
+
+        with store.transaction():  # two new articles, newest in both orders: rows 10 and 11
+            for i in (10, 11):
+                store.put(synthetic(i, start + i * 60, start + 86400 + i * 60))
+        write_listing(collection, store, page_size=3)
+        manifest = read(folder, MANIFEST)
+        for order in ("seed", "capture"):
+            assert pages(order)[:3] == before[order][:3]  # rows 0-8: untouched files
+            generations = manifest["orders"][order]["generations"]
+            assert generations[3] == manifest["generation"] != generations[0] and len(generations) == 4
+        assert manifest["count"] == 12
+        assert store.listing_changes() == {}
+        as_full_rewrite_reads()
+
+        with store.transaction():  # article 7 captured again: from row 7 to the end by capture time
+            store.put(synthetic(7, start + 7 * 60, start + 90000))
+        kept = {order: pages(order)[:2] for order in ("seed", "capture")}
+        write_listing(collection, store, page_size=3)
+        manifest = read(folder, MANIFEST)
+        for order in ("seed", "capture"):  # its row was (and by seed time is) on page 2: pages 0-1 stay
+            assert pages(order)[:2] == kept[order]
+            assert manifest["orders"][order]["generations"][2:] == [manifest["generation"]] * 2
+        as_full_rewrite_reads()
+        assert all_rows(folder, "capture")[-1]["url"].endswith("000007.html")
+
+    with Store(collection.db_path) as store, store.transaction():  # a run killed before its listing
+        store.put(synthetic(12, None, start + 95000))  # no seed time: last by seed time
+    with Store(collection.db_path) as store:
+        kept = pages("seed")[:4]
+        write_listing(collection, store, page_size=3)
+        assert pages("seed")[:4] == kept and read(folder, MANIFEST)["count"] == 13
+        as_full_rewrite_reads()
+
+        store.clear()  # a rebuild: every page again
+        for i in range(3):
+            store.put(synthetic(i, start + i * 60, start + 86400 + i * 60))
+        write_listing(collection, store, page_size=3)
+        manifest = read(folder, MANIFEST)
+        assert manifest["count"] == 3 and manifest["orders"]["seed"]["generations"] == [manifest["generation"]]
+        assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST, page_name("seed", 0), page_name("capture", 0)])
+
+        store.put(synthetic(3, start + 180, start + 86580))
+        write_listing(collection, store, page_size=2)  # another page size: nothing can be kept
+        manifest = read(folder, MANIFEST)
+        assert manifest["orders"]["seed"]["generations"] == [manifest["generation"]] * 2
+        assert [r["title"] for r in all_rows(folder, "seed")] == ["标题 0", "标题 1", "标题 2", "标题 3"]
 
 
 def test_100000_articles_stream_into_pages(collection: Collection) -> None:
