@@ -59,9 +59,10 @@ def _schema() -> Any:
 
 
 def write_fragment(storage: Storage, name: str, files: list[str], entries: Iterable[Entry],
-                   folder: str = FOLDER) -> str:
+                   folder: str = FOLDER, compression: str = "zstd") -> str:
     """Commit: write the fragment aside, then publish it whole. Returns its store name. `entries`
-    may be a generator: they are taken a row group at a time."""
+    may be a generator: they are taken a row group at a time. `compression`: a Parquet codec
+    (zstd for fragments that are kept; an index part, read once and removed, takes lz4)."""
     pa = pyarrow()
     import pyarrow.parquet as pq
 
@@ -69,7 +70,7 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: Itera
     target = f"{folder}/{name}{SUFFIX}"
     staged = storage.staging_path(target)
     try:
-        with pq.ParquetWriter(staged, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(staged, schema, compression=compression) as writer:
             pending = iter(entries)
             first = True
             while (group := list(itertools.islice(pending, ROWS))) or first:  # a row group at a time
