@@ -24,6 +24,7 @@ _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030",
               "iso-8859-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252"}
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,28 @@ def _fits(sample: bytes, charset: str) -> bool:
 
 def html_text(body: bytes, content_type: str) -> tuple[str, str]:
     """Decoded text and the charset used (BOM removed)."""
+    text, charset, _ = _decoded(body, content_type)
+    return text, charset
+
+
+def _decoded(body: bytes, content_type: str) -> tuple[str, str, bool]:
+    """As html_text, and whether the body decoded strictly as it is (no BOM, no replacement).
+
+    The common case first: no BOM, and the whole body decodes strictly with the charset
+    sniff_charset would try first (the page's label, else UTF-8): that is its answer too, and one
+    strict decode of the body costs what sniffing alone did (~70 us for 50 KB)."""
+    if not body.startswith(_BOM_PREFIXES):
+        header = _HEADER_CHARSET.search(content_type or "")
+        first = _normal(header.group(1)) if header else ""
+        if not first:
+            meta = _META_CHARSET.search(body[:4096])
+            first = (_normal(meta.group(1).decode("ascii", "ignore")) if meta else "") or "utf-8"
+        try:
+            return body.decode(first).removeprefix("\ufeff"), first, True
+        except (UnicodeDecodeError, LookupError):
+            pass
     charset = sniff_charset(body, content_type)
-    text = body.decode(charset, errors="replace")
-    return text.removeprefix("\ufeff"), charset
+    return body.decode(charset, errors="replace").removeprefix("\ufeff"), charset, False
 
 
 def is_html(mime: str) -> bool:
@@ -119,10 +139,12 @@ def is_html(mime: str) -> bool:
 
 def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
     """Title, publish time and lead image of an HTML page (body already content-decoded)."""
-    text, charset = html_text(body, content_type)
+    text, charset, strict = _decoded(body, content_type)
     # lexbor (through selectolax) parses a news page in well under a millisecond, 20-50x faster
-    # than BeautifulSoup's html.parser: it decides how fast capture and index can go
-    tree = LexborHTMLParser(text)
+    # than BeautifulSoup's html.parser: it decides how fast capture and index can go. It reads
+    # UTF-8: a body that is UTF-8 already is handed over as it is (a str is encoded to UTF-8
+    # first, a third of the parse's cost)
+    tree = LexborHTMLParser(body if strict and charset == "utf-8" else text)
 
     # every <meta> in one walk of the tree (a selector query per name walked it a dozen times):
     # (attribute, value) -> the content of the first such tag, as a `meta[attribute="value"]` query finds it
