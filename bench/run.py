@@ -32,9 +32,10 @@ import benchlib as bl
 from benchlib import ARCHIVER, BENCH, BIN, DATA, PY, RUNS, Run, fmt, log, median, ratio, run_timed, table, verdict
 from content import article_title, jpeg_pool, seed_document
 
-BENCHMARKS = ("capture", "index", "memory", "replay", "cdxj", "cluster")
+BENCHMARKS = ("capture", "index", "memory", "replay", "cdxj", "cluster", "fetch")
 MB = 1024 * 1024
 WARM = 20  # articles of the capture warm-up run of each tool (not counted)
+FETCH_THREADS = 64  # the fetch benchmark's threads: as many as capture's default workers
 SNAPSHOT = DATA / "snapshots" / "none"  # this run's copy of archiver/ (snapshot_archiver)
 
 
@@ -694,6 +695,46 @@ def bench_replay(s: Settings, report: Report) -> None:
 
 # --- 5. CDXJ lookups ----------------------------------------------------------------------
 
+def bench_fetch(s: Settings, report: Report) -> None:
+    """CPU a request costs with archiver's fetcher and with other HTTP clients (bench/fetch_cost.py)."""
+    jpeg_pool()
+    work = DATA / "fetch"
+    work.mkdir(parents=True, exist_ok=True)
+    clients = ("archiver", "pycurl", "requests")
+    runs: dict[str, list[dict[str, float]]] = {}
+    log(f"fetch: {s.articles} articles and their images, {FETCH_THREADS} threads, clients alternating")
+    with bl.Site(s.ports, s.latency, prebuild=s.articles) as site:
+        urls = [u for i in range(s.articles) for u in (site.url(i), site.url(i, "img"))]
+        url_file = work / "urls.txt"
+        url_file.write_text("\n".join(urls) + "\n")
+        for rep in range(s.reps):
+            for client in clients:
+                run = run_timed([PY, str(BENCH / "fetch_cost.py"), client, str(url_file), "--threads",
+                                 str(FETCH_THREADS)], f"fetch-{client}-rep{rep}", timeout=s.time_limit)
+                if run.rc != 0:
+                    raise RuntimeError(f"fetch_cost.py {client} failed (see {bl.LOGS})")
+                out = json.loads(run.stdout.strip().splitlines()[-1])
+                runs.setdefault(client, []).append(out)
+                log(f"fetch rep {rep + 1}/{s.reps}: {client}: {out['cpu_ms_per_request']:.2f} ms CPU a request, "
+                    f"wall {out['wall']:.1f} s")
+    cost = {c: median([r["cpu_ms_per_request"] for r in rs]) for c, rs in runs.items()}
+    rows = [[c, str(int(runs[c][0]["requests"])), fmt(median([r["wall"] for r in runs[c]]), 2),
+             fmt(cost[c], 2), ratio(cost[c], cost["archiver"])] for c in clients]
+    text = [
+        f"{len(urls)} GETs (articles and their JPEG lead images) over {FETCH_THREADS} threads from the loopback "
+        f"site ({s.ports} ports, {s.latency * 1000:.0f} ms a response), each body read whole and SHA-1 hashed; "
+        "CPU is the client process's user + system time. `archiver` is archiver.fetch.Fetcher (urllib3 and "
+        "http.client, with its address guard and deadlines), `pycurl` one libcurl easy handle a thread, "
+        "`requests` one Session a thread. The wall time is the site's latency bound; the CPU is what capture "
+        "pays for fetching.", "",
+        *table(["client", "requests", "wall s", "CPU ms a request", "÷ archiver"], rows),
+        "",
+        "Per repetition (CPU ms a request): " + "; ".join(
+            f"{c}: {', '.join(fmt(r['cpu_ms_per_request'], 2) for r in runs[c])}" for c in clients),
+    ]
+    report.sections.append(("Fetch cost by HTTP client", text))
+
+
 def bench_cdxj(s: Settings, report: Report) -> None:
     folder = DATA / "cdxj"
     folder.mkdir(parents=True, exist_ok=True)
@@ -1157,8 +1198,8 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     funcs: dict[str, Callable[[Settings, Report], None]] = {
         "capture": bench_capture, "index": bench_index, "replay": bench_replay, "memory": bench_memory,
-        "cdxj": bench_cdxj, "cluster": bench_cluster, "profile": bench_profile}
-    order = [b for b in ("capture", "index", "replay", "memory", "cdxj", "cluster", "profile") if b in which]
+        "cdxj": bench_cdxj, "cluster": bench_cluster, "fetch": bench_fetch, "profile": bench_profile}
+    order = [b for b in ("capture", "index", "replay", "memory", "cdxj", "fetch", "cluster", "profile") if b in which]
     failed = []
     for name in order:
         t0 = time.monotonic()
