@@ -95,9 +95,9 @@ def test_manifest_pages_and_both_sort_orders(collection: Collection) -> None:
     assert {k: manifest[k] for k in ("version", "count", "page_size", "pages", "fields")} == {
         "version": 2, "count": 11, "page_size": 4, "pages": 3, "fields": [
             "title", "url", "seed_time", "capture_time", "status", "error", "replay_path", "thumbnail"]}
-    assert manifest["orders"] == {"seed": {"prefix": "by-seed-", "timed": 10, "generations": [manifest["generation"]] * 3},
-                                  "capture": {"prefix": "by-capture-", "timed": 11,
-                                              "generations": [manifest["generation"]] * 3}}
+    written = [manifest["generation"]] * 3  # every page of this (first) listing
+    assert manifest["orders"] == {"seed": {"prefix": "by-seed-", "timed": 10, "generations": written},
+                                  "capture": {"prefix": "by-capture-", "timed": 11, "generations": written}}
     assert manifest["generated"].endswith("Z") and len(manifest["generation"]) == 16
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [MANIFEST] + [page_name(o, n) for o in ("seed", "capture") for n in range(3)])
@@ -265,7 +265,8 @@ def test_a_run_rewrites_only_the_pages_from_its_first_change(collection: Collect
         write_listing(collection, store, page_size=3)
         manifest = read(folder, MANIFEST)
         assert manifest["count"] == 3 and manifest["orders"]["seed"]["generations"] == [manifest["generation"]]
-        assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST, page_name("seed", 0), page_name("capture", 0)])
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            [MANIFEST, page_name("seed", 0), page_name("capture", 0)])
 
         store.put(synthetic(3, start + 180, start + 86580))
         write_listing(collection, store, page_size=2)  # another page size: nothing can be kept

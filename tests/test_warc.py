@@ -149,4 +149,5 @@ def test_a_file_reads_back_with_warcio_at_the_offsets_it_reported(tmp_path: Path
                            "WARC-Filename: t.warc.gz\r\nWARC-Date: 2023-10-06T00:00:00")
     assert info.endswith("software: archiver tests\r\nisPartOf: news\r\n\r\n\r\n")
     assert written[0].digest and written[0].mime == "text/html" and written[0].status == "200"
-    assert http_head("HTTP/1.1 200 OK", HEAD_LINES[:1]) == b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    assert http_head("HTTP/1.1 200 OK", HEAD_LINES[:1]) == (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n")
