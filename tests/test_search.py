@@ -171,3 +171,47 @@ def test_cli_index_search_and_status(searchable: Config) -> None:
     assert "search index: 4 articles added" in built.output
     status = runner.invoke(cli, [*root, "status", "-c", "news", "--json"])
     assert json.loads(status.output)["collections"][0]["search_pending"] == 0
+
+
+def test_searches_while_a_capture_commits_fail_nothing_and_lose_nothing(cfg: Config, site: NewsSite) -> None:
+    """`archiver search` drains the text queue while capture keeps adding to it (small batches,
+    one commit each): every search answers, and every text ends up searchable exactly once."""
+    import contextlib
+    import dataclasses
+    import threading
+    import time
+
+    cfg = dataclasses.replace(cfg, batch_size=4, batch_wait=0.05, workers=4, host_concurrency=4)
+    urls = [f"{site.url}/slow/during-{n}.html" for n in range(48)]
+    (cfg.root / "list.txt").write_text("\n".join(urls) + "\n")
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = capture(cfg, [str(cfg.root / "list.txt")], "news")
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    collection = Collection.at(cfg.root, "news")
+    worker = threading.Thread(target=run)
+    worker.start()
+    seen: list[int] = []
+    ready = False  # the metadata index exists with its tables (capture creates it as it starts)
+    deadline = time.monotonic() + 60
+    try:
+        while worker.is_alive() and time.monotonic() < deadline:
+            if not ready:
+                with contextlib.suppress(ConfigError):
+                    ready = collection.db_path.exists() and pending(collection) >= 0
+            else:
+                seen.append(len(search(cfg, "延迟五十毫秒", "news", limit=100)))  # raises on any lock error
+            time.sleep(0.02)
+    finally:
+        worker.join(60)
+    assert "error" not in outcome and not worker.is_alive()
+    report = outcome["report"]
+    assert report.captured == len(urls) and not report.failures  # type: ignore[attr-defined]
+    assert len(seen) >= 3 and any(0 < n < len(urls) for n in seen)  # searched while it ran, found part of it
+    assert seen == sorted(seen)  # what was found stays found
+    assert sorted(h.url for h in search(cfg, "延迟五十毫秒", "news", limit=100)) == sorted(urls)
+    assert pending(collection) == 0
