@@ -28,10 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import surt
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-
 from .articles import SeedRecord, build_article, timestamp14_of
 from .children import release_free_memory, worker_init
 from .config import Config
@@ -91,6 +87,10 @@ def cdxj_line(w: Written) -> str:
 
 
 def surt_key(url: str) -> str:
+    # imported here: surt imports tldextract and requests (~20 MB a process); the processes that
+    # only merge CDXJ lines never need it
+    import surt
+
     try:
         return str(surt.surt(url))
     except Exception:  # surt raises assorted errors on junk URLs; keep the record findable
@@ -176,7 +176,7 @@ class _FileReader:
                     waiting.append(attempt)  # after the file is read (and the rows keep their order)
                 elif (found := _article(path, self.collection, records, *attempt)) is not None:
                     yield found
-        except (ArchiveLoadFailed, OSError, ValueError, EOFError, zlib.error) as exc:
+        except (OSError, ValueError, EOFError, zlib.error) as exc:  # (records.py: warcio's as ValueError)
             raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
                             f"(run 'archiver verify {path}' for details)") from exc
         for attempt in waiting:
@@ -248,6 +248,8 @@ def _int(text: str) -> int | None:
 
 
 def _read_page(path: Path, response: Written) -> PageInfo | None:
+    from warcio.archiveiterator import ArchiveIterator  # (see records.read_warcio)
+
     with path.open("rb") as fh:
         fh.seek(response.offset)
         for record in ArchiveIterator(fh):

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from warcio.archiveiterator import ArchiveIterator
-
 # what to read of a record's body, given (record type, header lookup, HTTP Content-Type or None):
 # at most this many bytes (0: nothing). A metadata/resource block, or a response's payload as sent
 # (content encoding and chunking kept).
@@ -135,9 +133,20 @@ def _fast_record(record: object, offset: int, want: Want) -> tuple[RecordRead, i
 
 
 def read_warcio(path: Path, want: Want) -> Iterator[RecordRead]:
-    """Records by warcio (the reference); warcio's exceptions pass through."""
+    """Records by warcio (the reference); a file it cannot read raises ValueError."""
+    # imported here: warcio imports fsspec (~15 MB a process), and most files never need it
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    try:
+        yield from _read_warcio(path, want, ArchiveIterator)
+    except ArchiveLoadFailed as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _read_warcio(path: Path, want: Want, archive_iterator: type) -> Iterator[RecordRead]:
     with path.open("rb") as fh:
-        iterator = ArchiveIterator(fh, arc2warc=True)
+        iterator = archive_iterator(fh, arc2warc=True)
         for record in iterator:
             rec_headers = record.rec_headers
             rtype = record.rec_type

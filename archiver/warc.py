@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from warcio.timeutils import datetime_to_iso_date
-
 from . import __version__
 from .errors import WarcError
 
@@ -50,7 +48,8 @@ def utc_now() -> datetime:
 
 
 def warc_date(moment: datetime) -> str:
-    return datetime_to_iso_date(moment.astimezone(UTC).replace(tzinfo=None), use_micros=True)
+    """WARC-Date as warcio writes it for WARC 1.1: microseconds only when there are any."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def timestamp14(moment: datetime) -> str:
