@@ -219,7 +219,7 @@ def encode_record(spec: RecordSpec) -> Encoded:
     headers["WARC-Block-Digest"] = sha1_label(block)
     _replace(headers, "Content-Type", spec.content_type or "application/warc-record")
     _replace(headers, "Content-Length", str(len(spec.http_head) + spec.length))
-    head = "".join([f"WARC/{WARC_VERSION}\r\n", *(f"{k}: {v}\r\n" for k, v in headers.items()), "\r\n"])
+    head = "".join([f"WARC/{WARC_VERSION}\r\n", *(f"{k}: {_one_line(v)}\r\n" for k, v in headers.items()), "\r\n"])
 
     packer = _deflate.compressobj(_TEXT_LEVEL if spec.compressible else _MEDIA_LEVEL, _deflate.DEFLATED, 31)
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMBER)  # noqa: SIM115 - closed by append
@@ -234,6 +234,14 @@ def encode_record(spec: RecordSpec) -> Encoded:
     size = out.tell()
     out.seek(0)
     return Encoded(spec, out, size, payload_digest)
+
+
+def _one_line(value: str) -> str:
+    """A header value that cannot end its line early: CR and LF %-encoded (a seed file's name may hold
+    them, and a record whose header broke there would be unreadable; warcio writes them as they are)."""
+    if "\r" in value or "\n" in value:
+        return value.replace("\r", "%0D").replace("\n", "%0A")
+    return value
 
 
 def _replace(headers: dict[str, str], name: str, value: str) -> None:

@@ -151,3 +151,14 @@ def test_a_file_reads_back_with_warcio_at_the_offsets_it_reported(tmp_path: Path
     assert written[0].digest and written[0].mime == "text/html" and written[0].status == "200"
     assert http_head("HTTP/1.1 200 OK", HEAD_LINES[:1]) == (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n")
+
+
+def test_a_line_break_in_a_header_value_cannot_break_the_record(tmp_path: Path) -> None:
+    ids = iter(f"<urn:uuid:{n}>" for n in range(300, 310))
+    file = WarcFile(tmp_path, "t.warc.gz", lambda: datetime(2023, 10, 6, tzinfo=UTC), lambda: next(ids), {})
+    file.write(metadata_spec("http://news.example/a", "<urn:uuid:20>", DATE, b"doc", "text/plain",
+                             {"Archiver-Source": "seeds/a\r\nWARC-Type: resource\n.txt"}))
+    with file.close().open("rb") as fh:
+        records = list(ArchiveIterator(fh))
+    assert [r.rec_type for r in records] == ["warcinfo", "metadata"]
+    assert records[1].rec_headers.get_header("Archiver-Source") == "seeds/a%0D%0AWARC-Type: resource%0A.txt"
