@@ -492,7 +492,7 @@ def refresh(collection: Collection, rebuild: bool, progress: Callable[[int, int,
             final, cut = mend(leftover)
             report.mended.append(f"{leftover.name}: {cut} bytes cut" if final.exists()
                                  else f"{leftover.name}: removed")
-        sizes = {name: storage.size(f"archive/{name}") for name in _warc_names(storage)}
+        sizes = warc_sizes(storage)
         if not rebuild and (set(known) - set(sizes) or any(
                 sizes[name] != size for name, size in known.items() if name in sizes)):
             rebuild = report.rebuilt = True  # a file vanished or changed: start again
@@ -515,6 +515,11 @@ def _warc_names(storage: Storage) -> list[str]:
     """The complete WARC/ARC files in the store's archive/ (files being written end in .open)."""
     return [name.removeprefix("archive/") for name in storage.list("archive/")
             if name.endswith(WARC_SUFFIXES) and "/" not in name.removeprefix("archive/")]
+
+
+def warc_sizes(storage: Storage) -> dict[str, int]:
+    """Name -> size of the complete WARC/ARC files in the collection's storage (a folder or a bucket)."""
+    return {name: storage.size(f"archive/{name}") for name in _warc_names(storage)}
 
 
 def _index_into(cfg: Config, collection: Collection, storage: Storage, store: Store, report: IndexReport,

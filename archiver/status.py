@@ -10,7 +10,9 @@ from typing import Any
 
 from .config import Config
 from .errors import UsageError
+from .index import warc_sizes
 from .layout import Collection, collection_names
+from .storage import LocalStorage, collection_storage
 from .store import Store
 
 
@@ -48,12 +50,13 @@ def status(cfg: Config, collection_name: str | None = None) -> StatusReport:
         names = [collection.name]
     else:
         names = collection_names(cfg.root)
-    return StatusReport(str(cfg.root), [collection_status(Collection.at(cfg.root, name)) for name in names])
+    return StatusReport(str(cfg.root), [collection_status(cfg, Collection.at(cfg.root, name)) for name in names])
 
 
-def collection_status(collection: Collection) -> CollectionStatus:
-    files = {p.name: p.stat().st_size for p in collection.warc_files()}
-    open_files = [p.name for p in collection.open_files()]
+def collection_status(cfg: Config, collection: Collection) -> CollectionStatus:
+    storage = collection_storage(cfg, collection)
+    files = warc_sizes(storage)  # in the archive/ folder, or in the bucket (`storage: s3://...`)
+    open_files = [p.name for p in collection.open_files()] if isinstance(storage, LocalStorage) else []
     if not collection.db_path.exists():  # opening the Store would create an empty index
         return CollectionStatus(collection.name, warc_files=len(files), warc_bytes=sum(files.values()),
                                 unindexed_files=len(files), open_files=open_files)

@@ -74,6 +74,12 @@ def test_capture_and_index_with_the_archive_on_s3(s3_cfg: Config, site: NewsSite
     assert not storage.list("indexes/parts-")  # the index run's parts were removed
     with Store(collection.db_path) as store:
         assert list(store.articles()) == rows
+    # status counts the files in the bucket (there are none in the local archive/ folder)
+    from archiver.status import status
+
+    (shown,) = status(s3_cfg, "news").collections
+    assert (shown.warc_files, shown.unindexed_files, shown.captured) == (len(names), 0, len(pages))
+    assert shown.warc_bytes == sum(storage.size(name) for name in names) > 0
     # a batch that is captured again does not repeat: the second run skips every seed
     again = capture(s3_cfg, [str(s3_cfg.root / "seeds")], "news")
     assert again.skipped == len(pages) and again.captured == 0
