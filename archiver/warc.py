@@ -164,7 +164,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, but a plain zlib
 _COMPRESSED_MEDIA = ("image/", "video/", "audio/", "font/woff", "application/zip", "application/gzip",
                      "application/x-gzip", "application/pdf", "application/octet-stream")
 _NO_PAYLOAD_DIGEST = ("warcinfo", "revisit")  # as warcio: other records get one, even with an empty payload
-_READ = 1 << 20  # payloads up to this size are read whole, once
+_READ = 1 << 20  # payloads up to this size are read once; longer ones twice
 SPOOL_MEMBER = 2 * 1024 * 1024  # an encoded record larger than this waits in a temporary file
 
 
@@ -190,21 +190,14 @@ def encode_record(spec: RecordSpec) -> Encoded:
     block = hashlib.sha1(spec.http_head)
     given = spec.warc_headers.get("WARC-Payload-Digest")
     payload = None if given or spec.record_type in _NO_PAYLOAD_DIGEST else hashlib.sha1()
-    # a payload up to _READ bytes is read once; a longer one twice (digests first: they go in the header)
-    small = spec.length <= _READ
-    data = spec.payload.read(_READ + 1) if small else b""
-    read = len(data)
-    block.update(data)
-    if payload is not None:
-        payload.update(data)
-    if not small:
-        start = spec.payload.tell()
-        while chunk := spec.payload.read(_READ):
-            read += len(chunk)
-            block.update(chunk)
-            if payload is not None:
-                payload.update(chunk)
-        spec.payload.seek(start)
+    start = spec.payload.tell()
+    read, first = 0, b""
+    while chunk := spec.payload.read(_READ):  # one pass for both digests (they go in the header)
+        first = first or chunk
+        read += len(chunk)
+        block.update(chunk)
+        if payload is not None:
+            payload.update(chunk)
     if read != spec.length:
         raise WarcError(f"record {spec.warc_headers.get('WARC-Record-ID')}: payload has {read} bytes, "
                         f"{spec.length} were announced")
@@ -224,9 +217,10 @@ def encode_record(spec: RecordSpec) -> Encoded:
     packer = _deflate.compressobj(_TEXT_LEVEL if spec.compressible else _MEDIA_LEVEL, _deflate.DEFLATED, 31)
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMBER)  # noqa: SIM115 - closed by append
     out.write(packer.compress(head.encode("utf-8") + spec.http_head))
-    if small:
-        out.write(packer.compress(data))
+    if read == len(first):  # it came in one read: compressed from memory, not read again
+        out.write(packer.compress(first))
     else:
+        spec.payload.seek(start)
         while chunk := spec.payload.read(_READ):
             out.write(packer.compress(chunk))
     out.write(packer.compress(b"\r\n\r\n"))
