@@ -117,7 +117,7 @@ def _fast_record(record: object, offset: int, want: Want) -> tuple[RecordRead, i
     raw = headers.items_bytes()
     # (FastWARC's own content_length is the payload's once the HTTP headers are parsed)
     inflated = len(headers.status_line_bytes) + 2 + sum(len(k) + len(v) + 4 for k, v in raw) + 2 + int(declared) + 4
-    pairs = [(k, v) for k, v in headers.items()]
+    pairs = list(headers.items())
     http = r.http_headers if r.is_http else None  # type: ignore[attr-defined]
     content_type = status = encoding = ""
     if http is not None:
@@ -138,30 +138,26 @@ def read_warcio(path: Path, want: Want) -> Iterator[RecordRead]:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
-    try:
-        yield from _read_warcio(path, want, ArchiveIterator)
-    except ArchiveLoadFailed as exc:
-        raise ValueError(str(exc)) from exc
-
-
-def _read_warcio(path: Path, want: Want, archive_iterator: type) -> Iterator[RecordRead]:
     with path.open("rb") as fh:
-        iterator = archive_iterator(fh, arc2warc=True)
-        for record in iterator:
-            rec_headers = record.rec_headers
-            rtype = record.rec_type
-            http = record.http_headers
-            content_type = encoding = status = ""
-            if http is not None:
-                content_type = http.get_header("Content-Type") or ""
-                encoding = http.get_header("Content-Encoding") or ""
-                status = http.get_statuscode() or ""
-            limit = want(rtype, rec_headers.get_header, content_type if http is not None else None)
-            body = None
-            if limit:
-                stream = record.raw_stream if http is not None else record.content_stream()
-                body = stream.read(limit)
-            iterator.read_to_end(record)
-            # (warcio's get_record_offset() reads the record to its end: ask only now)
-            yield RecordRead(rtype, list(rec_headers.headers), http is not None, status, content_type, encoding,
-                             body, iterator.get_record_offset(), iterator.get_record_length())
+        iterator = ArchiveIterator(fh, arc2warc=True)
+        try:
+            for record in iterator:
+                rec_headers = record.rec_headers
+                rtype = record.rec_type
+                http = record.http_headers
+                content_type = encoding = status = ""
+                if http is not None:
+                    content_type = http.get_header("Content-Type") or ""
+                    encoding = http.get_header("Content-Encoding") or ""
+                    status = http.get_statuscode() or ""
+                limit = want(rtype, rec_headers.get_header, content_type if http is not None else None)
+                body = None
+                if limit:
+                    stream = record.raw_stream if http is not None else record.content_stream()
+                    body = stream.read(limit)
+                iterator.read_to_end(record)
+                # (warcio's get_record_offset() reads the record to its end: ask only now)
+                yield RecordRead(rtype, list(rec_headers.headers), http is not None, status, content_type,
+                                 encoding, body, iterator.get_record_offset(), iterator.get_record_length())
+        except ArchiveLoadFailed as exc:
+            raise ValueError(str(exc)) from exc
