@@ -21,8 +21,8 @@ it was captured with status 200 and is http(s), else "".
 
 Rows are streamed from SQLite in order (SQLite computes each one) and written a page at a time,
 so memory stays flat and 100,000 rows take about a second. A run that added or changed a few rows
-(`Changes`, fed by the metadata index as rows are put) rewrites only the pages from the first
-row it touched onwards: new articles sort last, so a capture rewrites the last pages, not the
+(the metadata index notes where, as rows are put: `Store.listing_changes`) rewrites only the
+pages from the first row it touched onwards: new articles sort last, so a capture rewrites the last pages, not the
 whole collection. Each file is written to a temporary file and renamed over the old one; the
 manifest goes last, then pages past the new end are removed. A page whose generation differs
 from the one the manifest lists for it tells the page's script to read the manifest again.
@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from .layout import Collection
-from .store import LISTING_ORDERS, ListingKey, Store
+from .store import LISTING_TIMES, ListingKey, Store
 
 PAGE_SIZE = 500
 LISTING_VERSION = 2
 MANIFEST = "manifest.json"
 # order name -> SQL expression of the row's time for that order, NULL when it has none
-ORDERS = {order: f"NULLIF({column}, '')" for order, column in LISTING_ORDERS.items()}
+ORDERS = LISTING_TIMES
 # field -> SQL expression over a row of `articles` (`:coll` is the collection's name)
 _FIELDS = {
     "title": "COALESCE(NULLIF(title, ''), NULLIF(page_title, ''), url)",

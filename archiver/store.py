@@ -65,6 +65,17 @@ SCHEMA_VERSION = 4
 _COLUMNS = ",\n    ".join(
     f"{name} {'INTEGER' if name in _INTEGERS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}" for name in FIELDS
 )
+# The orders of the collection page's listing (listing.py): name -> the column giving a row's time
+# in that order. A row without one sorts after those with one; the URL breaks ties.
+LISTING_ORDERS = {"seed": "seed_timestamp", "capture": "capture_time"}
+# name -> that time in SQL, NULL when the row has none: the listing sorts by it, the indexes below
+# are on it (SQLite uses an expression index only for the very same expression)
+LISTING_TIMES = {order: f"NULLIF({column}, '')" for order, column in LISTING_ORDERS.items()}
+_ORDER_FIELDS = tuple(dict.fromkeys(LISTING_ORDERS.values()))
+_LISTING_INDEXES = "\n".join(
+    f"CREATE INDEX IF NOT EXISTS articles_by_{order}_time ON articles ({time} IS NULL, {time}, url);"
+    for order, time in LISTING_TIMES.items())
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS articles (
     {_COLUMNS}
@@ -75,10 +86,7 @@ CREATE TABLE IF NOT EXISTS warc_files (
 );
 -- the collection page's listing reads the rows in these orders, from a page on (listing.py):
 -- with these indexes that costs the rows read, not a sort of the whole table
-CREATE INDEX IF NOT EXISTS articles_by_seed_time
-    ON articles (NULLIF(seed_timestamp, '') IS NULL, NULLIF(seed_timestamp, ''), url);
-CREATE INDEX IF NOT EXISTS articles_by_capture_time
-    ON articles (NULLIF(capture_time, '') IS NULL, NULLIF(capture_time, ''), url);
+{_LISTING_INDEXES}
 -- the first position (per listing order) a row changed since the collection page's listing was
 -- written: its pages before it stay (listing.py). order_name '*': everything changed.
 CREATE TABLE IF NOT EXISTS listing_changes (
@@ -96,10 +104,6 @@ CREATE TABLE IF NOT EXISTS search_pending (
 """
 
 
-# The orders of the collection page's listing (listing.py): name -> the column giving a row's time
-# in that order. A row without one sorts after those with one; the URL breaks ties.
-LISTING_ORDERS = {"seed": "seed_timestamp", "capture": "capture_time"}
-_ORDER_FIELDS = tuple(dict.fromkeys(LISTING_ORDERS.values()))
 ListingKey = tuple[int, Any, str]  # (untimed, time, url), as the listing sorts
 
 
@@ -216,12 +220,11 @@ class Store:
     def _listing_change(self, url: str, article: Article | None = None) -> None:
         """Note a row's sort keys: `article`'s, or (without it) those the row of `url` has now."""
         if self._first_change is None:
-            self._first_change = {name: (untimed, value, u) for name, untimed, value, u
-                                  in self.db.execute("SELECT order_name, untimed, value, url FROM listing_changes")}
+            self._first_change = self._listing_rows()
         if "*" in self._first_change:
             return  # everything is rewritten anyway
         if article is None:
-            found = self.db.execute(f"SELECT {', '.join(f for f in _ORDER_FIELDS)} FROM articles WHERE url = ?",
+            found = self.db.execute(f"SELECT {', '.join(_ORDER_FIELDS)} FROM articles WHERE url = ?",
                                     (url,)).fetchone()
             if found is None:
                 return
@@ -240,11 +243,14 @@ class Store:
         """For each listing order, the first sort key changed since `listing_written` (absent: none);
         None: everything (a rebuild, or a metadata index older than this record)."""
         try:
-            rows = self.db.execute("SELECT order_name, untimed, value, url FROM listing_changes").fetchall()
+            found = self._listing_rows()
         except sqlite3.OperationalError:
             return None
-        found = {name: (untimed, value, url) for name, untimed, value, url in rows}
         return None if "*" in found else found
+
+    def _listing_rows(self) -> dict[str, ListingKey]:
+        rows = self.db.execute("SELECT order_name, untimed, value, url FROM listing_changes")
+        return {name: (untimed, value, url) for name, untimed, value, url in rows}
 
     def listing_written(self, seen: dict[str, ListingKey] | None) -> None:
         """The listing now shows the changes `seen` (as listing_changes gave them): forget them,
