@@ -79,13 +79,7 @@ def sniff_charset(html: bytes, content_type: str) -> str:
     for bom, name in _BOMS:
         if html.startswith(bom):
             return name
-    labels = []
-    header = _HEADER_CHARSET.search(content_type or "")
-    if header and (name := _normal(header.group(1))):
-        labels.append(name)
-    meta = _META_CHARSET.search(html[:4096])
-    if meta and (name := _normal(meta.group(1).decode("ascii", "ignore"))):
-        labels.append(name)
+    labels = _labels(html, content_type)
     sample = html[:65536]
     for label in labels:
         if _fits(sample, label):
@@ -96,6 +90,18 @@ def sniff_charset(html: bytes, content_type: str) -> str:
     if guess is not None and (name := _normal(guess.encoding)):
         return name
     return labels[0] if labels else "cp1252"
+
+
+def _labels(html: bytes, content_type: str) -> list[str]:
+    """The charsets the page names, known ones only: HTTP's first, then its <meta>'s."""
+    labels = []
+    header = _HEADER_CHARSET.search(content_type or "")
+    if header and (name := _normal(header.group(1))):
+        labels.append(name)
+    meta = _META_CHARSET.search(html[:4096])
+    if meta and (name := _normal(meta.group(1).decode("ascii", "ignore"))):
+        labels.append(name)
+    return labels
 
 
 def _fits(sample: bytes, charset: str) -> bool:
@@ -120,11 +126,7 @@ def _decoded(body: bytes, content_type: str) -> tuple[str, str, bool]:
     sniff_charset would try first (the page's label, else UTF-8): that is its answer too, and one
     strict decode of the body costs what sniffing alone did (~70 us for 50 KB)."""
     if not body.startswith(_BOM_PREFIXES):
-        header = _HEADER_CHARSET.search(content_type or "")
-        first = _normal(header.group(1)) if header else ""
-        if not first:
-            meta = _META_CHARSET.search(body[:4096])
-            first = (_normal(meta.group(1).decode("ascii", "ignore")) if meta else "") or "utf-8"
+        first = (_labels(body, content_type) or ["utf-8"])[0]
         try:
             return body.decode(first).removeprefix("\ufeff"), first, True
         except (UnicodeDecodeError, LookupError):
