@@ -36,6 +36,7 @@ class Config:
     max_redirects: int = 10
     max_size: int = 100 * 1024 * 1024
     allow_private: bool = False
+    ca_bundle: str = ""
     warc_max_size: int = 1_000_000_000
     warc_prefix: str = "archiver"
     user_agent: str = "archiver/0.1 (news preservation; WARC capture)"
@@ -78,10 +79,12 @@ KEY_HELP: dict[str, str] = {
     "batch_wait": "seconds a partly filled batch waits for more seeds of its shard before it runs",
     "timeout": "total deadline in seconds for one HTTP request, body included",
     "connect_timeout": "seconds to wait for a TCP/TLS connection",
-    "read_timeout": "seconds to wait for the next bytes from the server",
+    "read_timeout": "seconds to wait for the next bytes from the server (whole seconds)",
     "max_redirects": "redirect hops followed before giving up with too_many_redirects",
     "max_size": "bytes kept of one response; longer bodies are cut and marked WARC-Truncated",
     "allow_private": "allow fetching loopback/private/link-local addresses (off: SSRF guard)",
+    "ca_bundle": "PEM file (relative to the archive root) of the certificate authorities https servers are "
+                 "checked against; empty: certifi's copy of Mozilla's",
     "warc_max_size": "start a new WARC file once the current one reaches this many bytes",
     "warc_prefix": "first part of every WARC file name",
     "user_agent": "User-Agent header sent with every request",
@@ -116,6 +119,7 @@ def _validated(cfg: Config) -> Config:
         (cfg.max_size > 0, "max_size must be positive"),
         (cfg.warc_max_size > 0, "warc_max_size must be positive"),
         (bool(cfg.warc_prefix) and "/" not in cfg.warc_prefix, "warc_prefix must be a plain name"),
+        (not cfg.ca_bundle or (cfg.root / cfg.ca_bundle).is_file(), f"ca_bundle {cfg.ca_bundle!r} is not a file"),
     ]
     for ok, message in checks:
         if not ok:

@@ -309,7 +309,7 @@ class WarcFile:
 
 def warcinfo_fields(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
-        "software": f"archiver/{__version__} (warcio, urllib3)",
+        "software": f"archiver/{__version__} (libcurl)",
         "format": "WARC File Format 1.1",
         "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
         **(extra or {}),

@@ -6,10 +6,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pycurl
 import pytest
 
 from archiver.capture import capture
 from archiver.config import Config
+from archiver.fetch import _Transfer
 from archiver.layout import Collection
 
 from .newsite import NewsSite, seed_document
@@ -18,7 +20,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 @pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fail any test that tries to connect outside 127.0.0.0/8 (or ::1), and resolve no names."""
     real_connect = socket.socket.connect
 
@@ -40,6 +42,21 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket, "getaddrinfo", local_names_only)
+    # libcurl connects in C, out of reach of the patch above: its sockets are checked where they
+    # are opened (an exception cannot cross libcurl, so the socket is refused and the test failed after)
+    real_open = _Transfer._open_socket
+    outside: list[object] = []
+
+    def loopback_sockets(self: _Transfer, purpose: int, address: tuple) -> object:  # type: ignore[type-arg]
+        host = str(address[3][0])
+        if not (host.startswith("127.") or host == "::1"):
+            outside.append(address)
+            return pycurl.SOCKET_BAD
+        return real_open(self, purpose, address)
+
+    monkeypatch.setattr(_Transfer, "_open_socket", loopback_sockets)
+    yield
+    assert not outside, f"test tried to connect outside loopback: {outside}"
 
 
 def _numeric(name: str) -> bool:

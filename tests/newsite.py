@@ -68,6 +68,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
         self.server.hits.append(path)  # type: ignore[attr-defined]
+        self.server.clients.append(self.client_address)  # type: ignore[attr-defined]
         tries = self.server.tries  # type: ignore[attr-defined]
         tries[self.path] = tries.get(self.path, 0) + 1
         if path in FAULTS:
@@ -265,6 +266,7 @@ class NewsSite:
         self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.hits = []  # type: ignore[attr-defined]
+        self.httpd.clients = []  # type: ignore[attr-defined]  # (address, port) of each request's connection
         self.httpd.tries = {}  # type: ignore[attr-defined]
         self.httpd.feed_items = []  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -1,0 +1,149 @@
+"""The HTTP exchange as libcurl makes it: what the WARC says was sent is what the server received,
+https is checked, and the environment cannot route capture around the address guard."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import trustme
+
+from archiver.config import Config
+from archiver.errors import ConfigError
+from archiver.fetch import Fetcher
+
+from .newsite import NewsSite
+
+BODY = b"<html><head><title>raw</title></head><body>ok</body></html>"
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Folded: one\r\n two\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(BODY)) + BODY
+
+
+class RawServer:
+    """Answers each connection's first request with RESPONSE, keeping the request's bytes as
+    received; optionally over TLS. Serves at most `limit` connections, then stops."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None, limit: int = 4) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(10)
+        self.tls = tls
+        self.received: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, args=(limit,), daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.listener.getsockname()[1])
+
+    def _serve(self, limit: int) -> None:
+        for _ in range(limit):
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed, or nobody came
+            try:
+                if self.tls is not None:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.received.append(data)
+                conn.sendall(RESPONSE)
+            except OSError:
+                pass  # a client that refused the certificate hangs up during the handshake
+            finally:
+                conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting in _serve
+        self.listener.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def raw() -> Iterator[RawServer]:
+    server = RawServer()
+    yield server
+    server.stop()
+
+
+def fetcher(cfg: Config) -> Fetcher:
+    return Fetcher(cfg, lambda: datetime.now(UTC))
+
+
+def test_the_request_recorded_is_the_request_sent(cfg: Config, raw: RawServer) -> None:
+    exchange = fetcher(cfg).get(f"http://127.0.0.1:{raw.port}/path/文章 1.html?q=新闻#top", referer="http://a.example/")
+    assert raw.received == [exchange.request_head]
+    assert exchange.request_head.startswith(b"GET /path/%E6%96%87%E7%AB%A0%201.html?q=%E6%96%B0%E9%97%BB HTTP/1.1\r\n")
+    assert b"\r\nReferer: http://a.example/\r\n" in exchange.request_head
+    assert exchange.status == 200 and exchange.reason == "OK" and exchange.protocol == "HTTP/1.1"
+    assert exchange.headers == [("Content-Type", "text/html"), ("X-Folded", "one two"),
+                                ("Content-Length", str(len(BODY)))]
+    assert exchange.read_body(1000) == BODY and exchange.peer_address == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(authority: trustme.CA) -> Iterator[RawServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    server = RawServer(tls=context)
+    yield server
+    server.stop()
+
+
+def test_an_https_server_whose_authority_is_not_trusted_is_refused(cfg: Config, tls_server: RawServer) -> None:
+    chain = fetcher(cfg).follow(f"https://127.0.0.1:{tls_server.port}/a.html")
+    assert chain.error == "tls_error" and not chain.exchanges
+    assert tls_server.received == []  # no request went out over the unchecked connection
+
+
+def test_ca_bundle_names_the_authorities_trusted(cfg: Config, tls_server: RawServer, authority: trustme.CA) -> None:
+    authority.cert_pem.write_to_path(str(cfg.root / "ca.pem"))
+    exchange = fetcher(cfg.replace(ca_bundle="ca.pem")).get(f"https://127.0.0.1:{tls_server.port}/a.html")
+    assert exchange.status == 200 and exchange.read_body(1000) == BODY
+    assert tls_server.received == [exchange.request_head]
+    with pytest.raises(ConfigError, match="ca_bundle"):
+        cfg.replace(ca_bundle="missing.pem")
+
+
+def test_proxies_from_the_environment_are_not_used(cfg: Config, raw: RawServer, site: NewsSite,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # a proxy would make the connection for archiver, out of the address guard's sight
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{raw.port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    exchange = fetcher(cfg).get(site.url + "/plain.html")
+    assert exchange.status == 200 and site.hits == ["/plain.html"]
+    assert raw.received == []
+
+
+def test_a_chunked_body_over_max_size_is_cut_at_max_size(cfg: Config, site: NewsSite) -> None:
+    whole = fetcher(cfg).get(site.url + "/chunked.html")
+    assert whole.truncated == "" and whole.body_length > 300
+    exchange = fetcher(cfg.replace(max_size=300)).get(site.url + "/chunked.html")
+    assert exchange.truncated == "length" and exchange.body_length == 300
+    assert exchange.read_body(10_000) == whole.read_body(300)
+    assert ("X-Archive-Orig-Transfer-Encoding", "chunked") in exchange.headers
+    assert ("Content-Length", "300") in exchange.headers
+
+
+def test_connections_are_kept_alive(cfg: Config, site: NewsSite) -> None:
+    one, before = fetcher(cfg), len(site.httpd.clients)  # type: ignore[attr-defined]
+    assert [one.get(site.url + "/plain.html").status for _ in range(3)] == [200, 200, 200]
+    assert len(set(site.httpd.clients[before:])) == 1  # type: ignore[attr-defined]
