@@ -56,6 +56,8 @@ class RawServer:
                     if not chunk:
                         break
                     data += chunk
+                if not data:
+                    continue  # the client hung up without a request (TLS 1.3: after refusing the certificate)
                 self.received.append(data)
                 conn.sendall(RESPONSE)
             except OSError:
@@ -128,8 +130,9 @@ def test_proxies_from_the_environment_are_not_used(cfg: Config, raw: RawServer, 
         monkeypatch.setenv(name, f"http://127.0.0.1:{raw.port}")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
+    before = len(site.hits)
     exchange = fetcher(cfg).get(site.url + "/plain.html")
-    assert exchange.status == 200 and site.hits == ["/plain.html"]
+    assert exchange.status == 200 and site.hits[before:] == ["/plain.html"]
     assert raw.received == []
 
 
