@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from .batches import BatchDone, BatchJob, Outcome, collect, run_batch
+from .batches import BatchDone, BatchJob, Outcome, Slots, collect, run_batch
 from .children import die_with_parent, fewer_malloc_arenas
 from .config import Config
 from .errors import ClusterError
@@ -141,7 +141,7 @@ class ThreadRunner:
                  new_id: Callable[[], str] = new_record_id, policy: AddressPolicy | None = None) -> None:
         self.limit = cfg.workers  # batches in flight (one per shard; they share the slots)
         self.stopping = threading.Event()
-        self.args = (clock, new_id, policy, self.stopping, threading.BoundedSemaphore(cfg.workers))
+        self.args = (clock, new_id, policy, self.stopping, Slots(cfg.workers))
         self.pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
         self.futures: dict[cf.Future[BatchDone], BatchJob] = {}
 
@@ -258,8 +258,8 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
         outcome = RuntimeError(f"{type(error).__name__}: {error}") if error is not None else future.result()
         outbox.put((job.name, outcome))
 
-    slots = threading.BoundedSemaphore(threads)
+    slots = Slots(threads)
     with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
         while (job := inbox.get()) is not None:
-            future = pool.submit(run_batch, job, stop=stopping, slots=slots, most=threads)
+            future = pool.submit(run_batch, job, stop=stopping, slots=slots)
             future.add_done_callback(functools.partial(send, job))
