@@ -162,3 +162,27 @@ def test_a_line_break_in_a_header_value_cannot_break_the_record(tmp_path: Path) 
         records = list(ArchiveIterator(fh))
     assert [r.rec_type for r in records] == ["warcinfo", "metadata"]
     assert records[1].rec_headers.get_header("Archiver-Source") == "seeds/a%0D%0AWARC-Type: resource%0A.txt"
+
+
+def _first_block_type(member: bytes) -> int:
+    """BTYPE of the member's first deflate block (0 stored, 1 fixed, 2 dynamic Huffman)."""
+    assert member[:3] == b"\x1f\x8b\x08" and member[3] == 0  # gzip, deflate, no optional fields
+    return (member[10] >> 1) & 3
+
+
+@pytest.mark.parametrize(("content_type", "encoding", "stored"), [
+    ("image/jpeg", "", True), ("image/png", "", True), ("video/mp4", "", True),
+    ("text/html; charset=utf-8", "gzip", True), ("text/html; charset=utf-8", "br", True),
+    ("text/html; charset=utf-8", "", False), ("image/svg+xml", "", False), ("image/bmp", "", False),
+    ("application/octet-stream", "", False),
+])
+def test_compressed_payloads_are_stored_and_the_rest_deflated(content_type: str, encoding: str, stored: bool) -> None:
+    headers = [("Content-Type", content_type), ("Content-Length", "0")]
+    if encoding:
+        headers.append(("Content-Encoding", encoding))
+    body = b"<svg><text>hello</text></svg>" * 400  # compressible: only the type decides
+    spec = response_spec(_exchange(body, headers), "<urn:uuid:1>", DATE)
+    member = encode_record(spec).member.read()
+    assert (_first_block_type(member) == 0) is stored
+    assert (len(member) > len(body)) is stored
+    assert gzip.decompress(member).endswith(body + b"\r\n\r\n")
