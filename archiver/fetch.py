@@ -32,7 +32,7 @@ from .config import Config
 from .errors import FetchError
 from .netguard import AddressPolicy
 from .politeness import HostGate
-from .warc import sha1_label
+from .warc import response_head, sha1_label
 
 REDIRECTS = (301, 302, 303, 307, 308)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -59,6 +59,7 @@ class Exchange:
     payload_digest: str
     peer_address: str
     truncated: str = ""  # "", "length", "time" or "disconnect" (WARC-Truncated)
+    block_digest: str = ""  # of the response record's block (head as stored + body), when known as read
 
     def header(self, name: str) -> str:
         name = name.lower()
@@ -272,6 +273,7 @@ class _Transfer:
         self.length = 0
         self.truncated = ""
         self.failure: FetchError | None = None  # a callback's refusal, raised after perform()
+        self.head: _Head | None = None  # parsed when the body starts
 
     def close(self) -> None:
         self.body.close()
@@ -295,24 +297,21 @@ class _Transfer:
         body, self.body = self.body, _spool()
         try:
             truncated = self._outcome(code, message, time.monotonic() - began)
-            status_line = self.status_line.decode("latin-1").rstrip("\r\n")
-            protocol, _, rest = status_line.partition(" ")
-            status, _, reason = rest.partition(" ")
-            received = _parse_headers(self.lines)
-            chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in received)
+            head = self.head or self._parse_head()
             return Exchange(
                 url=url,
                 started=started,
                 request_head=_request_head(target, headers),
-                protocol="HTTP/1.0" if protocol == "HTTP/1.0" else "HTTP/1.1",
-                status=int(status),
-                reason=reason,
-                headers=_stored_headers(received, chunked, self.length),
+                protocol=head.protocol,
+                status=head.status,
+                reason=head.reason,
+                headers=_stored_headers(head.received, head.chunked, self.length),
                 body=body,
                 body_length=self.length,
                 payload_digest=sha1_label(self.digest),
                 peer_address=str(curl.getinfo(pycurl.PRIMARY_IP) or ""),
                 truncated=truncated,
+                block_digest=sha1_label(head.block) if head.block is not None else "",
             )
         except BaseException:
             body.close()
@@ -359,7 +358,22 @@ class _Transfer:
         else:
             self.lines.append(line)
 
+    def _parse_head(self) -> _Head:
+        """The final response's status and headers; for a response whose headers are stored as
+        received (not chunked), the record's block digest starts here and follows the body."""
+        status_line = self.status_line.decode("latin-1").rstrip("\r\n")
+        protocol, _, rest = status_line.partition(" ")
+        status, _, reason = rest.partition(" ")
+        protocol = "HTTP/1.0" if protocol == "HTTP/1.0" else "HTTP/1.1"
+        received = _parse_headers(self.lines)
+        chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in received)
+        code = int(status) if status.isdigit() else 0
+        block = None if chunked else hashlib.sha1(response_head(protocol, code, reason, received))
+        self.head = _Head(protocol, code, reason, received, chunked, block)
+        return self.head
+
     def _write(self, data: bytes) -> int | None:
+        head = self.head or self._parse_head()
         room = self.cfg.max_size - self.length
         if len(data) > room:
             data, self.truncated = data[:room], "length"
@@ -369,8 +383,20 @@ class _Transfer:
             self.failure = FetchError("spool_error", _short(exc))
             return 0
         self.digest.update(data)
+        if head.block is not None:
+            head.block.update(data)
         self.length += len(data)
         return 0 if self.truncated else None  # 0 ends the transfer (CURLE_WRITE_ERROR)
+
+
+@dataclass
+class _Head:
+    protocol: str
+    status: int
+    reason: str
+    received: list[tuple[str, str]]
+    chunked: bool  # then the stored headers change once the length is known: no digest as read
+    block: Any  # hashlib sha1 of the record's block so far, or None
 
 
 def _spool() -> IO[bytes]:

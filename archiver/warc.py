@@ -68,6 +68,11 @@ def http_head(first_line: str, headers: list[tuple[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 
+def response_head(protocol: str, status: int, reason: str, headers: list[tuple[str, str]]) -> bytes:
+    """The HTTP head of a response record: status line and headers as stored."""
+    return http_head(f"{protocol} {status} {reason}".rstrip(), headers)
+
+
 @dataclass(frozen=True)
 class Written:
     """Where a record landed, and what an index needs to know of it."""
@@ -101,12 +106,13 @@ class RecordSpec:
 
 
 def response_spec(exchange: Any, record_id: str, date: str) -> RecordSpec:
-    statusline = f"{exchange.status} {exchange.reason}".rstrip()
     headers = {
         "WARC-Record-ID": record_id,
         "WARC-Date": date,
         "WARC-Payload-Digest": exchange.payload_digest,
     }
+    if getattr(exchange, "block_digest", ""):  # hashed as the body arrived: not hashed again
+        headers["WARC-Block-Digest"] = exchange.block_digest
     if exchange.peer_address:
         headers["WARC-IP-Address"] = exchange.peer_address
     if exchange.truncated:
@@ -120,7 +126,7 @@ def response_spec(exchange: Any, record_id: str, date: str) -> RecordSpec:
         exchange.body,
         exchange.body_length,
         "application/http; msgtype=response",
-        http_head(f"{exchange.protocol} {statusline}", exchange.headers),
+        response_head(exchange.protocol, exchange.status, exchange.reason, exchange.headers),
         mime=mime,
         status=str(exchange.status),
         packing=_packing(mime, exchange.header("content-encoding")),
@@ -198,7 +204,8 @@ def encode_record(spec: RecordSpec) -> Encoded:
     The member is built before any file is touched, so threads sharing a file wait for each other
     only while it is appended.
     """
-    block = hashlib.sha1(spec.http_head)
+    given_block = spec.warc_headers.get("WARC-Block-Digest")
+    block = None if given_block else hashlib.sha1(spec.http_head)
     given = spec.warc_headers.get("WARC-Payload-Digest")
     payload = None if given or spec.record_type in _NO_PAYLOAD_DIGEST else hashlib.sha1()
     start = spec.payload.tell()
@@ -206,7 +213,8 @@ def encode_record(spec: RecordSpec) -> Encoded:
     while chunk := spec.payload.read(_READ):  # one pass for both digests (they go in the header)
         first = first or chunk
         read += len(chunk)
-        block.update(chunk)
+        if block is not None:
+            block.update(chunk)
         if payload is not None:
             payload.update(chunk)
     if read != spec.length:
@@ -214,13 +222,15 @@ def encode_record(spec: RecordSpec) -> Encoded:
                         f"{spec.length} were announced")
     headers = {"WARC-Type": spec.record_type}
     for name, value in spec.warc_headers.items():  # the usual order, so that records read well in a pager
+        if name == "WARC-Block-Digest":
+            continue  # last, below
         headers[name] = value
         if name == "WARC-Date" and spec.uri:
             headers["WARC-Target-URI"] = spec.uri
     payload_digest = given or (sha1_label(payload) if payload is not None else "")
     if payload is not None:
         headers["WARC-Payload-Digest"] = payload_digest
-    headers["WARC-Block-Digest"] = sha1_label(block)
+    headers["WARC-Block-Digest"] = given_block or sha1_label(block)
     _replace(headers, "Content-Type", spec.content_type or "application/warc-record")
     _replace(headers, "Content-Length", str(len(spec.http_head) + spec.length))
     head = "".join([f"WARC/{WARC_VERSION}\r\n", *(f"{k}: {_one_line(v)}\r\n" for k, v in headers.items()), "\r\n"])

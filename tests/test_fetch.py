@@ -150,3 +150,19 @@ def test_connections_are_kept_alive(cfg: Config, site: NewsSite) -> None:
     one, before = fetcher(cfg), len(site.httpd.clients)  # type: ignore[attr-defined]
     assert [one.get(site.url + "/plain.html").status for _ in range(3)] == [200, 200, 200]
     assert len(set(site.httpd.clients[before:])) == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ["/plain.html", "/chunked.html"])
+def test_the_block_digest_taken_while_reading_is_the_records(cfg: Config, site: NewsSite, path: str) -> None:
+    import base64
+    import hashlib
+
+    from archiver.warc import response_spec
+
+    exchange = fetcher(cfg).get(site.url + path)
+    spec = response_spec(exchange, "<urn:uuid:1>", "2024-01-01T00:00:00Z")
+    block = hashlib.sha1(spec.http_head + exchange.read_body(1 << 20)).digest()
+    if path == "/chunked.html":  # its stored headers are known only at the end: hashed when written
+        assert exchange.block_digest == ""
+    else:
+        assert exchange.block_digest == "sha1:" + base64.b32encode(block).decode()

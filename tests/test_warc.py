@@ -186,3 +186,18 @@ def test_compressed_payloads_are_stored_and_the_rest_deflated(content_type: str,
     assert (_first_block_type(member) == 0) is stored
     assert (len(member) > len(body)) is stored
     assert gzip.decompress(member).endswith(body + b"\r\n\r\n")
+
+
+def test_a_block_digest_taken_as_the_body_arrived_gives_the_same_record() -> None:
+    import base64
+    import hashlib
+
+    body = b"<p>body</p>" * 100
+    computed = response_spec(_exchange(body), "<urn:uuid:1>", DATE)
+    expected = _ours(computed)
+    assert expected == _by_warcio(computed)
+    exchange = _exchange(body)
+    exchange.block_digest = "sha1:" + base64.b32encode(hashlib.sha1(computed.http_head + body).digest()).decode()
+    given = response_spec(exchange, "<urn:uuid:1>", DATE)
+    assert given.warc_headers["WARC-Block-Digest"] == exchange.block_digest
+    assert _ours(given) == expected
