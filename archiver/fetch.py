@@ -453,7 +453,7 @@ def _stored_headers(received: list[tuple[str, str]], chunked: bool, length: int)
 def _request_head(target: urllib3.util.Url, headers: dict[str, str]) -> bytes:
     """The request as http.client sends it: request line, Host, then our headers."""
     host = target.host or ""
-    if ":" in host:
+    if ":" in host and not host.startswith("["):  # urllib3 keeps an IPv6 literal's brackets
         host = f"[{host}]"
     if target.port is not None and target.port != {"http": 80, "https": 443}.get(target.scheme or ""):
         host = f"{host}:{target.port}"

@@ -16,6 +16,7 @@ import trustme
 from archiver.config import Config
 from archiver.errors import ConfigError
 from archiver.fetch import Fetcher
+from archiver.netguard import AddressPolicy
 
 from .newsite import NewsSite
 
@@ -28,8 +29,10 @@ class RawServer:
     """Answers each connection's first request with RESPONSE, keeping the request's bytes as
     received; optionally over TLS. Serves at most `limit` connections, then stops."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None, limit: int = 4) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, tls: ssl.SSLContext | None = None, limit: int = 4, response: bytes = RESPONSE,
+                 host: str = "127.0.0.1") -> None:
+        self.response = response
+        self.listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.listener.settimeout(10)
         self.tls = tls
         self.received: list[bytes] = []
@@ -59,7 +62,7 @@ class RawServer:
                 if not data:
                     continue  # the client hung up without a request (TLS 1.3: after refusing the certificate)
                 self.received.append(data)
-                conn.sendall(RESPONSE)
+                conn.sendall(self.response)
             except OSError:
                 pass  # a client that refused the certificate hangs up during the handshake
             finally:
@@ -166,3 +169,55 @@ def test_the_block_digest_taken_while_reading_is_the_records(cfg: Config, site: 
         assert exchange.block_digest == ""
     else:
         assert exchange.block_digest == "sha1:" + base64.b32encode(block).decode()
+
+
+@pytest.mark.parametrize(("response", "reason"), [
+    (b"", "connection_error"),  # hung up without a word
+    (b"hello, this is not HTTP\r\n\r\n", "connection_error"),  # HTTP/0.9 or junk: no status line
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "connection_error"),  # headers, then nothing
+])
+def test_answers_that_are_not_a_response_are_connection_errors(cfg: Config, response: bytes, reason: str) -> None:
+    server = RawServer(response=response, limit=8)
+    try:
+        chain = fetcher(cfg.replace(retries=0)).follow(f"http://127.0.0.1:{server.port}/x")
+    finally:
+        server.stop()
+    assert chain.error == reason and not chain.exchanges, chain.detail
+
+
+def test_an_interim_100_response_is_not_the_one_kept(cfg: Config) -> None:
+    server = RawServer(response=b"HTTP/1.1 100 Continue\r\n\r\n" + RESPONSE)
+    try:
+        exchange = fetcher(cfg).get(f"http://127.0.0.1:{server.port}/x")
+    finally:
+        server.stop()
+    assert exchange.status == 200 and exchange.read_body(1000) == BODY
+    assert exchange.headers[0] == ("Content-Type", "text/html")
+
+
+def test_an_http_1_0_answer_without_length_is_read_to_the_close(cfg: Config) -> None:
+    server = RawServer(response=b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + BODY)
+    try:
+        exchange = fetcher(cfg).get(f"http://127.0.0.1:{server.port}/x")
+    finally:
+        server.stop()
+    assert exchange.protocol == "HTTP/1.0" and exchange.truncated == ""
+    assert exchange.read_body(1000) == BODY and exchange.block_digest
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 on this machine")
+@pytest.mark.parametrize("name", ["[::1]", "v6.test"])
+def test_ipv6_hosts_are_pinned_and_recorded_as_sent(cfg: Config, name: str) -> None:
+    try:
+        server = RawServer(host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    policy = AddressPolicy(allow_private=True, resolver=lambda host, port: ["::1"])
+    port = server.port
+    try:
+        exchange = Fetcher(cfg, lambda: datetime.now(UTC), policy).get(f"http://{name}:{port}/x")
+    finally:
+        server.stop()
+    assert exchange.status == 200 and exchange.peer_address == "::1"
+    assert server.received == [exchange.request_head]
+    assert f"\r\nHost: {name}:{port}\r\n".encode() in exchange.request_head
