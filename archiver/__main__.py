@@ -9,6 +9,12 @@ from __future__ import annotations
 
 
 def main() -> None:
+    import os
+
+    # pyarrow imports numpy, whose OpenBLAS starts a thread per core that spins after start-up
+    # (~0.06 s of CPU a process, more while idle); archiver does no linear algebra. Set before
+    # numpy loads, and inherited by the worker processes.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .cli import main as cli_main
 
     cli_main()
