@@ -120,7 +120,8 @@ class Slots:
 
 
 def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Callable[[], str] = new_record_id,
-              policy: AddressPolicy | None = None, stop: Any = None, slots: Slots | None = None) -> BatchDone:
+              policy: AddressPolicy | None = None, stop: Any = None, slots: Slots | None = None,
+              fetcher: Fetcher | None = None) -> BatchDone:
     """Capture the batch and commit it.
 
     `stop`: an Event; once set, seeds not started yet are left out (Ctrl-C), and the batch commits
@@ -128,6 +129,8 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
     `slots`: shared by the batches of a process (its `workers`): a seed is captured holding one,
     so that a batch near its end leaves its part of the workers to the others; the batch starts
     no more threads than there are slots (more would only wait, and each idle thread costs memory).
+    `fetcher`: shared by the batches of a process (its libcurl handles, kept connections and host
+    limits); without one the batch makes its own.
     `clock`, `new_id` and `policy` are for tests (in-process only).
     """
     collection, cfg = job.collection, job.cfg
@@ -135,7 +138,8 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
     spool = storage.staging_path(f"archive/{job.warc_base}").parent
     for leftover in spool.glob(f"{job.warc_base}-*{OPEN_SUFFIX}"):
         leftover.unlink(missing_ok=True)  # an earlier attempt of this task that died: started again
-    fetcher = Fetcher(cfg, clock, policy)
+    own = fetcher is None
+    fetcher = Fetcher(cfg, clock, policy) if fetcher is None else fetcher
     env = SeedEnv(cfg, collection, fetcher, clock, new_id)
     outputs = Outputs(env, job.warc_base, spool)
 
@@ -153,7 +157,8 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
             entries = [entry for entry in pool.map(one, job.batch.seeds) if entry is not None]
     finally:
         files = outputs.close()
-        fetcher.close()
+        if own:
+            fetcher.close()
     for path in files:
         storage.publish(path, f"archive/{path.name}")
     names = [p.name for p in files]

@@ -30,6 +30,7 @@ from .batches import BatchDone, BatchJob, Outcome, Slots, collect, run_batch
 from .children import die_with_parent, fewer_malloc_arenas
 from .config import Config
 from .errors import ClusterError
+from .fetch import Fetcher
 from .fragments import Entry
 from .layout import Collection
 from .netguard import AddressPolicy
@@ -141,7 +142,8 @@ class ThreadRunner:
                  new_id: Callable[[], str] = new_record_id, policy: AddressPolicy | None = None) -> None:
         self.limit = cfg.workers  # batches in flight (one per shard; they share the slots)
         self.stopping = threading.Event()
-        self.args = (clock, new_id, policy, self.stopping, Slots(cfg.workers))
+        self.fetcher = Fetcher(cfg, clock, policy)  # shared by the batches (handles, connections, host limits)
+        self.args = (clock, new_id, policy, self.stopping, Slots(cfg.workers), self.fetcher)
         self.pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
         self.futures: dict[cf.Future[BatchDone], BatchJob] = {}
 
@@ -167,6 +169,7 @@ class ThreadRunner:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.fetcher.close()
 
 
 class ProcessRunner:
@@ -259,7 +262,13 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
         outbox.put((job.name, outcome))
 
     slots = Slots(threads)
-    with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
-        while (job := inbox.get()) is not None:
-            future = pool.submit(run_batch, job, stop=stopping, slots=slots)
-            future.add_done_callback(functools.partial(send, job))
+    fetchers: dict[Config, Fetcher] = {}  # the batches of a capture share one (one Config a capture)
+    try:
+        with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
+            while (job := inbox.get()) is not None:
+                fetcher = fetchers.get(job.cfg) or fetchers.setdefault(job.cfg, Fetcher(job.cfg, utc_now))
+                future = pool.submit(run_batch, job, stop=stopping, slots=slots, fetcher=fetcher)
+                future.add_done_callback(functools.partial(send, job))
+    finally:
+        for fetcher in fetchers.values():
+            fetcher.close()

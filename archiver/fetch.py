@@ -96,7 +96,7 @@ class Chain:
 
 
 class Fetcher:
-    """Fetches URLs for capture; thread-safe: each thread has its own libcurl handle.
+    """Fetches URLs for capture; thread-safe: each request takes a libcurl handle of its own.
 
     libcurl (pycurl), not requests or urllib3: a request through urllib3 and http.client costs
     ~0.8 ms of CPU under the GIL, through libcurl ~0.3 ms (`bench/run.py fetch`), and capture is
@@ -117,7 +117,7 @@ class Fetcher:
             "Accept": "text/html,application/xhtml+xml,image/*,*/*;q=0.8",
             "Accept-Encoding": "gzip, deflate",
         }
-        self._local = threading.local()
+        self._idle: list[_Transfer] = []  # list.append and pop are atomic: no lock needed
         self._lock = threading.Lock()
         self._transfers: list[_Transfer] = []
         self._resolved: dict[tuple[str, int], tuple[float, str]] = {}
@@ -197,17 +197,24 @@ class Fetcher:
         if target.scheme not in ("http", "https") or not target.host:
             raise FetchError("invalid_url", f"not an http(s) URL: {url!r}")
         headers = {**self.headers, "Referer": referer} if referer else self.headers
-        transfer = self._transfer()
         pin = self._pin(target.host, target.port or (443 if target.scheme == "https" else 80))
-        return transfer.run(url, target, headers, pin, self.clock())
+        transfer = self._take()
+        try:
+            return transfer.run(url, target, headers, pin, self.clock())
+        finally:
+            self._idle.append(transfer)
 
-    def _transfer(self) -> _Transfer:
-        transfer: _Transfer | None = getattr(self._local, "transfer", None)
-        if transfer is None:
-            transfer = self._local.transfer = _Transfer(self.cfg, self.policy)
+    def _take(self) -> _Transfer:
+        """An idle handle, or a new one: as many handles as requests were ever in flight at once
+        (not one a thread: a handle keeps a 128 KB buffer and its connections), the most recently
+        used first, so that its kept connections serve again."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            transfer = _Transfer(self.cfg, self.policy)
             with self._lock:
                 self._transfers.append(transfer)
-        return transfer
+            return transfer
 
     def _pin(self, host: str, port: int) -> str:
         """The CURLOPT_RESOLVE entry for host:port, from addresses archiver resolved and checked
@@ -231,8 +238,8 @@ class Fetcher:
 
 
 class _Transfer:
-    """One libcurl handle, reused by one thread for request after request (libcurl keeps its
-    connections alive), and the state of the request it is making; its methods are the handle's
+    """One libcurl handle, reused for request after request (libcurl keeps its connections alive),
+    and the state of the request it is making (one at a time); its methods are the handle's
     callbacks, set once."""
 
     def __init__(self, cfg: Config, policy: AddressPolicy) -> None:

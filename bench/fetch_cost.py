@@ -7,7 +7,7 @@ JSON line: requests, bytes, wall seconds, CPU seconds of this process (user + sy
 milliseconds a request. Every body is read whole and hashed with SHA-1 (as capture does for the
 payload digest), so the clients do the same work. Clients:
 
-* `archiver`: archiver.fetch.Fetcher (urllib3 and http.client, address guard, deadlines): what
+* `archiver`: archiver.fetch.Fetcher (libcurl through pycurl, address guard, deadlines): what
   capture uses;
 * `requests`: one requests.Session a thread;
 * `pycurl`: one libcurl easy handle a thread (no proxy from the environment, no content decoding).

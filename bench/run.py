@@ -723,8 +723,9 @@ def bench_fetch(s: Settings, report: Report) -> None:
     text = [
         f"{len(urls)} GETs (articles and their JPEG lead images) over {FETCH_THREADS} threads from the loopback "
         f"site ({s.ports} ports, {s.latency * 1000:.0f} ms a response), each body read whole and SHA-1 hashed; "
-        "CPU is the client process's user + system time. `archiver` is archiver.fetch.Fetcher (urllib3 and "
-        "http.client, with its address guard and deadlines), `pycurl` one libcurl easy handle a thread, "
+        "CPU is the client process's user + system time. `archiver` is archiver.fetch.Fetcher (libcurl "
+        "through pycurl, with its address guard, deadlines and digests), `pycurl` one bare libcurl easy "
+        "handle a thread, "
         "`requests` one Session a thread. The wall time is the site's latency bound; the CPU is what capture "
         "pays for fetching.", "",
         *table(["client", "requests", "wall s", "CPU ms a request", "÷ archiver"], rows),
