@@ -221,3 +221,24 @@ def test_ipv6_hosts_are_pinned_and_recorded_as_sent(cfg: Config, name: str) -> N
     assert exchange.status == 200 and exchange.peer_address == "::1"
     assert server.received == [exchange.request_head]
     assert f"\r\nHost: {name}:{port}\r\n".encode() in exchange.request_head
+
+
+def test_https_to_a_name_is_checked_against_the_name_while_connecting_to_the_pinned_address(
+        cfg: Config, authority: trustme.CA) -> None:
+    # archiver resolves news.test itself and pins the address; libcurl must still send the name
+    # (SNI) and check the certificate against it, not against the address
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("news.test").configure_cert(context)
+    server = RawServer(tls=context)
+    authority.cert_pem.write_to_path(str(cfg.root / "ca.pem"))
+    port = server.port
+    trusting = cfg.replace(ca_bundle="ca.pem")
+    policy = AddressPolicy(allow_private=True, resolver=lambda host, p: ["127.0.0.1"])
+    try:
+        exchange = Fetcher(trusting, lambda: datetime.now(UTC), policy).get(f"https://news.test:{port}/a")
+        wrong_name = Fetcher(trusting, lambda: datetime.now(UTC), policy).follow(f"https://127.0.0.1:{port}/a")
+    finally:
+        server.stop()
+    assert exchange.status == 200 and exchange.peer_address == "127.0.0.1"
+    assert f"\r\nHost: news.test:{port}\r\n".encode() in exchange.request_head
+    assert wrong_name.error == "tls_error"  # the certificate names news.test, not the address
