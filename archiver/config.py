@@ -22,7 +22,7 @@ MAX_AUTO_PROCESSES = 4
 class Config:
     root: Path = field(default_factory=Path.cwd)
     collection: str = "news"
-    workers: int = 64
+    workers: int = 96
     processes: int = 0
     cluster: str = ""
     storage: str = ""

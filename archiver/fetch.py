@@ -37,7 +37,7 @@ from .warc import response_head, sha1_label
 REDIRECTS = (301, 302, 303, 307, 308)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 RETRY_ERRORS = ("connection_error", "timeout")
-SPOOL_IN_MEMORY = 2 * 1024 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024  # a body's bytes held in memory; past this, a temporary file
 READ_SIZE = 128 * 1024
 KEEP_ALIVE = 16  # idle connections a thread's handle keeps (libcurl's default of 5 thrashed over 8 hosts)
 DNS_TTL = 60.0  # seconds a host's checked addresses are reused (libcurl's own DNS cache default)

@@ -182,7 +182,7 @@ _STORED_MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/av
 _COMPRESSED_ENCODINGS = ("gzip", "x-gzip", "br", "deflate", "zstd")
 _NO_PAYLOAD_DIGEST = ("warcinfo", "revisit")  # as warcio: other records get one, even with an empty payload
 _READ = 1 << 20  # payloads up to this size are read once; longer ones twice
-SPOOL_MEMBER = 2 * 1024 * 1024  # an encoded record larger than this waits in a temporary file
+SPOOL_MEMBER = 1024 * 1024  # an encoded record larger than this waits in a temporary file
 
 
 @dataclass

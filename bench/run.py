@@ -35,7 +35,7 @@ from content import article_title, jpeg_pool, seed_document
 BENCHMARKS = ("capture", "index", "memory", "replay", "cdxj", "cluster", "fetch")
 MB = 1024 * 1024
 WARM = 20  # articles of the capture warm-up run of each tool (not counted)
-FETCH_THREADS = 64  # the fetch benchmark's threads: as many as capture's default workers
+FETCH_THREADS = 64  # the fetch benchmark's threads (capture's default workers until 2026-11-26; now 96)
 SNAPSHOT = DATA / "snapshots" / "none"  # this run's copy of archiver/ (snapshot_archiver)
 
 
@@ -1173,7 +1173,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes and 1 repetition: a smoke run (< 2 min)")
     parser.add_argument("--reps", type=int, default=0, help="repetitions (default 3; 1 with --quick)")
     parser.add_argument("--articles", type=int, default=0, help="capture: articles (default 2000; 200 quick)")
-    parser.add_argument("--workers", default="64,128", help="capture: archiver worker counts (64: default)")
+    parser.add_argument("--workers", default="96,128", help="capture: archiver worker counts (96: default)")
     parser.add_argument("--latency", type=float, default=0.05, help="capture: seconds per response (default 0.05)")
     parser.add_argument("--ports", type=int, default=8, help="capture: loopback ports of the site (default 8)")
     parser.add_argument("--wget-articles", type=int, default=0, help="capture: articles wget fetches (default 200)")

@@ -37,7 +37,7 @@ def test_top_level_help_lists_every_command(tmp_path: Path) -> None:
 def test_init_is_safe_to_run_twice(tmp_path: Path) -> None:
     first = run(tmp_path, "init")
     assert first.exit_code == 0 and "created config.yaml" in first.output
-    (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("workers: 64", "workers: 3"))
+    (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("workers: 96", "workers: 3"))
     second = run(tmp_path, "init")
     assert second.exit_code == 0 and "created" not in second.output
     assert "workers: 3" in (tmp_path / "config.yaml").read_text()
