@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import io
 import ipaddress
 import math
 import random
@@ -39,7 +40,7 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 RETRY_ERRORS = ("connection_error", "timeout")
 SPOOL_IN_MEMORY = 1024 * 1024  # a body's bytes held in memory; past this, a temporary file
 READ_SIZE = 128 * 1024
-KEEP_ALIVE = 16  # idle connections a thread's handle keeps (libcurl's default of 5 thrashed over 8 hosts)
+KEEP_ALIVE = 16  # idle connections a handle keeps (libcurl's default of 5 thrashed over the bench's 8 hosts)
 DNS_TTL = 60.0  # seconds a host's checked addresses are reused (libcurl's own DNS cache default)
 
 
@@ -269,10 +270,11 @@ class _Transfer:
         ):
             curl.setopt(option, value)
         self.host = ""
-        self.body: IO[bytes] = _spool()
+        self.body: IO[bytes] = io.BytesIO()
         self._reset()
 
     def _reset(self) -> None:
+        """Forget the last request (also one that ended in an exception)."""
         self.status_line = b""
         self.lines: list[bytes] = []
         self.complete = False  # the final response's header block has ended
@@ -280,10 +282,10 @@ class _Transfer:
         self.length = 0
         self.truncated = ""
         self.failure: FetchError | None = None  # a callback's refusal, raised after perform()
+        self.raised: BaseException | None = None  # raised inside a callback (Ctrl-C too): raised again after
         self.head: _Head | None = None  # parsed when the body starts
 
     def close(self) -> None:
-        self.body.close()
         self.curl.close()
 
     def run(self, url: str, target: urllib3.util.Url, headers: dict[str, str], pin: str,
@@ -292,6 +294,8 @@ class _Transfer:
         if pin and pin != self.pinned:
             curl.setopt(pycurl.RESOLVE, [pin])  # curl connects only to addresses archiver checked
             self.pinned = pin
+        self._reset()
+        self.body = body = _spool()
         self.host = target.host or ""
         curl.setopt(pycurl.URL, target.url)
         curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()])
@@ -301,7 +305,6 @@ class _Transfer:
             curl.perform()
         except pycurl.error as exc:
             code, message = exc.args[0], str(exc.args[1])
-        body, self.body = self.body, _spool()
         try:
             truncated = self._outcome(code, message, time.monotonic() - began)
             head = self.head or self._parse_head()
@@ -323,12 +326,12 @@ class _Transfer:
         except BaseException:
             body.close()
             raise
-        finally:
-            self._reset()
 
     def _outcome(self, code: int, message: str, elapsed: float) -> str:
         """How the transfer ended: "" or a WARC-Truncated value; raises FetchError when there is
         no response to keep."""
+        if self.raised is not None:
+            raise self.raised
         if self.failure is not None:
             raise self.failure
         if code and not self.complete:
@@ -344,7 +347,9 @@ class _Transfer:
             raise _error(code, message)  # nothing of the body: no response worth keeping
         return "time" if out_of_time else "disconnect"
 
-    # libcurl callbacks: they must not raise (pycurl would print the exception and abort)
+    # libcurl callbacks. An exception must not escape one: pycurl prints it to stderr and reports
+    # a write error, which would read as a cut body. They keep it and end the transfer; run()
+    # raises it once perform() has returned.
 
     def _open_socket(self, purpose: int, address: tuple[int, int, int, tuple[Any, ...]]) -> Any:
         family, socktype, protocol, sockaddr = address
@@ -355,15 +360,22 @@ class _Transfer:
             self.failure = exc
         except OSError as exc:
             self.failure = FetchError("connection_error", _short(exc))
+        except BaseException as exc:
+            self.raised = exc
         return pycurl.SOCKET_BAD
 
-    def _header(self, line: bytes) -> None:
-        if line.startswith(b"HTTP/"):  # a status line: a new response (an interim 1xx is replaced)
-            self.status_line, self.lines, self.complete = line, [], False
-        elif line in (b"\r\n", b"\n"):
-            self.complete = True
-        else:
-            self.lines.append(line)
+    def _header(self, line: bytes) -> int | None:
+        try:
+            if line.startswith(b"HTTP/"):  # a status line: a new response (an interim 1xx is replaced)
+                self.status_line, self.lines, self.complete = line, [], False
+            elif line in (b"\r\n", b"\n"):
+                self.complete = True
+            else:
+                self.lines.append(line)
+        except BaseException as exc:
+            self.raised = exc
+            return 0  # not the line's length: libcurl ends the transfer
+        return None
 
     def _parse_head(self) -> _Head:
         """The final response's status and headers; for a response whose headers are stored as
@@ -380,19 +392,22 @@ class _Transfer:
         return self.head
 
     def _write(self, data: bytes) -> int | None:
-        head = self.head or self._parse_head()
-        room = self.cfg.max_size - self.length
-        if len(data) > room:
-            data, self.truncated = data[:room], "length"
         try:
+            head = self.head or self._parse_head()
+            room = self.cfg.max_size - self.length
+            if len(data) > room:
+                data, self.truncated = data[:room], "length"
             self.body.write(data)
-        except OSError as exc:
+            self.digest.update(data)
+            if head.block is not None:
+                head.block.update(data)
+            self.length += len(data)
+        except OSError as exc:  # the temporary file: a full disk
             self.failure = FetchError("spool_error", _short(exc))
             return 0
-        self.digest.update(data)
-        if head.block is not None:
-            head.block.update(data)
-        self.length += len(data)
+        except BaseException as exc:
+            self.raised = exc
+            return 0
         return 0 if self.truncated else None  # 0 ends the transfer (CURLE_WRITE_ERROR)
 
 

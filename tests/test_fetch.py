@@ -4,6 +4,7 @@ https is checked, and the environment cannot route capture around the address gu
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import ssl
 import threading
@@ -242,3 +243,24 @@ def test_https_to_a_name_is_checked_against_the_name_while_connecting_to_the_pin
     assert exchange.status == 200 and exchange.peer_address == "127.0.0.1"
     assert f"\r\nHost: news.test:{port}\r\n".encode() in exchange.request_head
     assert wrong_name.error == "tls_error"  # the certificate names news.test, not the address
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_exception_inside_a_libcurl_callback_is_raised_and_the_handle_starts_clean(
+        cfg: Config, site: NewsSite, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]) -> None:
+    # Ctrl-C can arrive while libcurl runs archiver's write callback (feeds are fetched in the main
+    # thread); anything else raised there, pycurl would print and report as a write error (a cut body)
+    import archiver.fetch as fetch_mod
+
+    class Interrupted(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            raise error
+
+    one = fetcher(cfg)
+    real_spool = fetch_mod._spool
+    monkeypatch.setattr(fetch_mod, "_spool", Interrupted)
+    with pytest.raises(error):
+        one.get(site.url + "/plain.html")
+    monkeypatch.setattr(fetch_mod, "_spool", real_spool)
+    exchange = one.get(site.url + "/plain.html")  # the same handle, nothing left of the interrupted request
+    assert exchange.status == 200 and exchange.truncated == "" and exchange.read_body(10_000).startswith(b"<")
