@@ -16,7 +16,7 @@ import trustme
 
 from archiver.config import Config
 from archiver.errors import ConfigError
-from archiver.fetch import Fetcher
+from archiver.fetch import Exchange, Fetcher
 from archiver.netguard import AddressPolicy
 
 from .newsite import NewsSite
@@ -186,22 +186,23 @@ def test_answers_that_are_not_a_response_are_connection_errors(cfg: Config, resp
     assert chain.error == reason and not chain.exchanges, chain.detail
 
 
-def test_an_interim_100_response_is_not_the_one_kept(cfg: Config) -> None:
-    server = RawServer(response=b"HTTP/1.1 100 Continue\r\n\r\n" + RESPONSE)
+def answered(cfg: Config, response: bytes) -> Exchange:
+    """What the fetcher keeps of a server that answers `response`."""
+    server = RawServer(response=response)
     try:
-        exchange = fetcher(cfg).get(f"http://127.0.0.1:{server.port}/x")
+        return fetcher(cfg).get(f"http://127.0.0.1:{server.port}/x")
     finally:
         server.stop()
+
+
+def test_an_interim_100_response_is_not_the_one_kept(cfg: Config) -> None:
+    exchange = answered(cfg, b"HTTP/1.1 100 Continue\r\n\r\n" + RESPONSE)
     assert exchange.status == 200 and exchange.read_body(1000) == BODY
     assert exchange.headers[0] == ("Content-Type", "text/html")
 
 
 def test_an_http_1_0_answer_without_length_is_read_to_the_close(cfg: Config) -> None:
-    server = RawServer(response=b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + BODY)
-    try:
-        exchange = fetcher(cfg).get(f"http://127.0.0.1:{server.port}/x")
-    finally:
-        server.stop()
+    exchange = answered(cfg, b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + BODY)
     assert exchange.protocol == "HTTP/1.0" and exchange.truncated == ""
     assert exchange.read_body(1000) == BODY and exchange.block_digest
 
