@@ -270,6 +270,7 @@ class _Transfer:
         ):
             curl.setopt(option, value)
         self.host = ""
+        self.watching = False  # the progress callback is on (requests made in the main thread)
         self.body: IO[bytes] = io.BytesIO()
         self._reset()
 
@@ -294,6 +295,12 @@ class _Transfer:
         if pin and pin != self.pinned:
             curl.setopt(pycurl.RESOLVE, [pin])  # curl connects only to addresses archiver checked
             self.pinned = pin
+        main = threading.current_thread() is threading.main_thread()
+        if main != self.watching:  # only the main thread gets Ctrl-C: see _progress
+            curl.setopt(pycurl.NOPROGRESS, 0 if main else 1)
+            if main:
+                curl.setopt(pycurl.XFERINFOFUNCTION, self._progress)
+            self.watching = main
         self._reset()
         self.body = body = _spool()
         self.host = target.host or ""
@@ -363,6 +370,16 @@ class _Transfer:
         except BaseException as exc:
             self.raised = exc
         return pycurl.SOCKET_BAD
+
+    def _progress(self, *_: int) -> int:
+        """libcurl calls this about once a second even while nothing arrives, so that in the main
+        thread (feeds are fetched there) Python can raise a Ctrl-C: libcurl itself cannot be
+        interrupted, and a silent server would otherwise hold it until the deadline."""
+        try:
+            return 0
+        except BaseException as exc:
+            self.raised = exc
+            return 1  # ends the transfer
 
     def _header(self, line: bytes) -> int | None:
         try:

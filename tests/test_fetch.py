@@ -265,3 +265,21 @@ def test_an_exception_inside_a_libcurl_callback_is_raised_and_the_handle_starts_
     monkeypatch.setattr(fetch_mod, "_spool", real_spool)
     exchange = one.get(site.url + "/plain.html")  # the same handle, nothing left of the interrupted request
     assert exchange.status == 200 and exchange.truncated == "" and exchange.read_body(10_000).startswith(b"<")
+
+
+def test_ctrl_c_ends_a_request_made_in_the_main_thread_while_the_server_is_silent(
+        cfg: Config, site: NewsSite) -> None:
+    import os
+    import signal
+    import time
+
+    assert threading.current_thread() is threading.main_thread()
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    began = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fetcher(cfg.replace(timeout=20, read_timeout=20)).get(site.url + "/silent.html?ctrl-c")
+    finally:
+        timer.cancel()
+    assert time.monotonic() - began < 2.5  # the server says nothing for 3 s, the deadline is 20 s
