@@ -99,9 +99,9 @@ class Chain:
 class Fetcher:
     """Fetches URLs for capture; thread-safe: each request takes a libcurl handle of its own.
 
-    libcurl (pycurl), not requests or urllib3: a request through urllib3 and http.client costs
-    ~0.8 ms of CPU under the GIL, through libcurl ~0.3 ms (`bench/run.py fetch`), and capture is
-    CPU-bound. libcurl never resolves names itself: archiver resolves them, checks every address
+    libcurl (pycurl), not requests or urllib3: a request through urllib3 and http.client cost
+    ~0.8 ms of CPU under the GIL, this fetcher ~0.6 ms, of which libcurl's part ~0.3 ms
+    (`bench/run.py fetch`). libcurl never resolves names itself: archiver resolves them, checks every address
     against the policy and pins them (CURLOPT_RESOLVE); every socket libcurl opens is checked
     again on the address it connects to (CURLOPT_OPENSOCKETFUNCTION).
     """
@@ -119,15 +119,12 @@ class Fetcher:
             "Accept-Encoding": "gzip, deflate",
         }
         self._idle: list[_Transfer] = []  # list.append and pop are atomic: no lock needed
-        self._lock = threading.Lock()
-        self._transfers: list[_Transfer] = []
         self._resolved: dict[tuple[str, int], tuple[float, str]] = {}
 
     def close(self) -> None:
-        with self._lock:
-            transfers, self._transfers = self._transfers, []
-        for transfer in transfers:
-            transfer.close()
+        """Close the handles (and their kept connections); every one is idle once requests have ended."""
+        while self._idle:
+            self._idle.pop().close()
 
     def follow(self, url: str, referer: str = "") -> Chain:
         """GET `url`, following redirects up to the configured limit; never raises FetchError."""
@@ -212,10 +209,7 @@ class Fetcher:
         try:
             return self._idle.pop()
         except IndexError:
-            transfer = _Transfer(self.cfg, self.policy)
-            with self._lock:
-                self._transfers.append(transfer)
-            return transfer
+            return _Transfer(self.cfg, self.policy)
 
     def _pin(self, host: str, port: int) -> str:
         """The CURLOPT_RESOLVE entry for host:port, from addresses archiver resolved and checked
@@ -374,12 +368,9 @@ class _Transfer:
     def _progress(self, *_: int) -> int:
         """libcurl calls this about once a second even while nothing arrives, so that in the main
         thread (feeds are fetched there) Python can raise a Ctrl-C: libcurl itself cannot be
-        interrupted, and a silent server would otherwise hold it until the deadline."""
-        try:
-            return 0
-        except BaseException as exc:
-            self.raised = exc
-            return 1  # ends the transfer
+        interrupted, and a silent server would otherwise hold it until the deadline. Python raises
+        it as the callback is entered; pycurl ends the transfer and perform() raises it."""
+        return 0
 
     def _header(self, line: bytes) -> int | None:
         try:

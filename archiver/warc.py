@@ -111,7 +111,7 @@ def response_spec(exchange: Any, record_id: str, date: str) -> RecordSpec:
         "WARC-Date": date,
         "WARC-Payload-Digest": exchange.payload_digest,
     }
-    if getattr(exchange, "block_digest", ""):  # hashed as the body arrived: not hashed again
+    if exchange.block_digest:  # hashed as the body arrived: not hashed again
         headers["WARC-Block-Digest"] = exchange.block_digest
     if exchange.peer_address:
         headers["WARC-IP-Address"] = exchange.peer_address

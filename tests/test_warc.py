@@ -54,7 +54,7 @@ def _exchange(body: bytes, headers: list[tuple[str, str]] = HEAD_LINES, digest: 
     return SimpleNamespace(
         url="http://news.example/a b/文章.html?x=1", status=200, reason="OK", protocol="HTTP/1.1",
         headers=headers, body=io.BytesIO(body), body_length=len(body), payload_digest=label,
-        peer_address="127.0.0.1", truncated="", content_type=dict(headers).get("Content-Type", ""),
+        peer_address="127.0.0.1", truncated="", block_digest="", content_type=dict(headers).get("Content-Type", ""),
         request_head=b"GET /a%20b/x HTTP/1.1\r\nHost: news.example\r\nUser-Agent: t\r\n\r\n",
         header=lambda name: dict((k.lower(), v) for k, v in headers).get(name.lower(), ""),
     )
