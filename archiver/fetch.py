@@ -337,7 +337,7 @@ class _Transfer:
             raise self.failure
         if code and not self.complete:
             raise _error(code, message)
-        if not self.status_line[:5] == b"HTTP/" or not self.status_line[9:12].isdigit():
+        if not (self.head or self._parse_head()).status:
             raise FetchError("connection_error", "no HTTP response")
         if code == 0:
             return ""
@@ -388,13 +388,13 @@ class _Transfer:
     def _parse_head(self) -> _Head:
         """The final response's status and headers; for a response whose headers are stored as
         received (not chunked), the record's block digest starts here and follows the body."""
-        status_line = self.status_line.decode("latin-1").rstrip("\r\n")
-        protocol, _, rest = status_line.partition(" ")
-        status, _, reason = rest.partition(" ")
+        line = self.status_line
+        code = int(line[9:12]) if line[:5] == b"HTTP/" and line[9:12].isdigit() else 0  # 0: not HTTP
+        protocol, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
+        reason = rest.partition(" ")[2]
         protocol = "HTTP/1.0" if protocol == "HTTP/1.0" else "HTTP/1.1"
         received = _parse_headers(self.lines)
         chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in received)
-        code = int(status) if status.isdigit() else 0
         block = None if chunked else hashlib.sha1(response_head(protocol, code, reason, received))
         self.head = _Head(protocol, code, reason, received, chunked, block)
         return self.head
