@@ -175,7 +175,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, but a plain zlib
     _deflate = zlib
     _TEXT_LEVEL, _MEDIA_LEVEL = 6, 1
 
-_COMPRESSED_MEDIA = ("image/", "video/", "audio/", "font/", "application/pdf", "application/octet-stream")
+_COMPRESSED_MEDIA = ("image/", "video/", "audio/", "application/pdf", "application/octet-stream")
 _STORED_MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/heic", "video/mp4",
                  "video/webm", "audio/mpeg", "audio/mp4", "audio/ogg", "font/woff", "application/zip",
                  "application/gzip", "application/x-gzip")
