@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .extract import PageInfo
 from .seeds import Seed
 from .store import Article
-from .warc import Written, feed_copy_url
+from .warc import Written, feed_copy_url, timestamp14_of
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,6 @@ class SeedRecord:
     lead_image_status: str
     record: Written
     attempts: int | None = None
-
-
-def timestamp14_of(warc_date: str) -> str:
-    digits = "".join(c for c in warc_date if c.isdigit())
-    return digits[:14].ljust(14, "0")
 
 
 def iso_seconds(warc_date: str) -> str:

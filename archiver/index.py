@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .articles import SeedRecord, build_article, timestamp14_of
+from .articles import SeedRecord, build_article
 from .children import release_free_memory, worker_init
 from .config import Config
 from .errors import SeedError, WarcError
@@ -45,6 +45,7 @@ from .textindex import clear_search
 from .warc import (
     ATTEMPTS,
     ERROR,
+    INDEXED_TYPES,
     LEAD_IMAGE,
     LEAD_IMAGE_STATUS,
     OPEN_SUFFIX,
@@ -52,9 +53,8 @@ from .warc import (
     SOURCE,
     Written,
     mend,
+    timestamp14_of,
 )
-
-INDEXED_TYPES = ("response", "revisit", "resource")
 
 
 @dataclass

@@ -37,6 +37,7 @@ ATTEMPTS = "Archiver-Attempts"
 SEED_DOCUMENT_TYPE = "text/markdown; charset=utf-8"
 URL_SEED_TYPE = "text/uri-list; charset=utf-8"
 FEED_COPY_HOST = "feed-copy.invalid"  # RFC 2606: can never be a real host
+INDEXED_TYPES = ("response", "revisit", "resource")  # the record types a replay index lists
 
 
 def new_record_id() -> str:
@@ -54,6 +55,12 @@ def warc_date(moment: datetime) -> str:
 
 def timestamp14(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def timestamp14_of(warc_date: str) -> str:
+    """A WARC-Date as the 14-digit timestamp of CDXJ lines and replay URLs."""
+    digits = "".join(c for c in warc_date if c.isdigit())
+    return digits[:14].ljust(14, "0")
 
 
 def feed_copy_url(url: str) -> str:
