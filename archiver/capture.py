@@ -20,7 +20,7 @@ from typing import IO
 from . import index as index_mod
 from . import init as init_mod
 from .config import Config
-from .engines import BatchEngine, ProcessRunner, Runner, ThreadRunner
+from .engines import BatchEngine, Runner, ThreadRunner
 from .errors import ArchiverError, SeedError, UsageError
 from .feeds import fetch_feed
 from .fetch import Fetcher
@@ -28,6 +28,7 @@ from .fragments import Entry
 from .layout import Collection, locked
 from .listing import write_listing
 from .netguard import AddressPolicy
+from .processes import start_processes
 from .replayindex import follow_cdxj
 from .seeds import BadSeed, Seed, check_url, iter_seeds
 from .store import Store
@@ -75,29 +76,39 @@ def capture(
     new_id: Callable[[], str] = new_record_id,
     policy: AddressPolicy | None = None,
     feeds: Iterable[str] = (),
+    runner: Runner | None = None,
 ) -> CaptureReport:
     """Capture every seed named by `sources` and every item of the `feeds` (RSS/Atom URLs)
     into the collection; never raises for one bad seed.
 
+    `runner`: the worker processes from `processes.start_processes(cfg)`, started before the
+    caller imported this module; capture uses them and closes them (also when it fails).
     `clock`, `new_id` and `policy` are for tests; when any is given, capture runs in this
     process (they cannot travel to worker processes or a cluster).
     """
+    try:
+        return _capture(cfg, sources, collection_name, stdin, on_event, clock, new_id, policy, feeds, runner)
+    finally:
+        if runner is not None:
+            runner.close()  # (the engine closed it already when it ran)
+
+
+def _capture(cfg: Config, sources: Iterable[str], collection_name: str | None, stdin: IO[str] | None,
+             on_event: Callable[[Event], None] | None, clock: Callable[[], datetime], new_id: Callable[[], str],
+             policy: AddressPolicy | None, feeds: Iterable[str], runner: Runner | None) -> CaptureReport:
     collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
     init_mod.init(cfg, collection.name)
     injected = clock is not utc_now or new_id is not new_record_id or policy is not None
-    if injected and cfg.cluster:
-        raise UsageError("an injected clock, ID source or address policy cannot travel to a cluster")
+    if injected and (cfg.cluster or runner is not None):
+        raise UsageError("an injected clock, ID source or address policy cannot travel to other processes")
     with locked(collection):
         index_mod.refresh(collection, rebuild=False, cfg=cfg)  # mends and indexes leftovers of a killed run
-        runner: Runner
-        if cfg.cluster:
+        if runner is None and cfg.cluster:
             from .cluster import DaskRunner, connect
 
             runner = DaskRunner(connect(cfg.cluster))
-        elif cfg.capture_processes > 1 and not injected:
-            runner = ProcessRunner(cfg)
-        else:
-            runner = ThreadRunner(cfg, clock, new_id, policy)
+        elif runner is None:
+            runner = (start_processes(cfg) if not injected else None) or ThreadRunner(cfg, clock, new_id, policy)
         engine = BatchEngine(cfg, collection, runner, clock)
         seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin))
         report = _run(cfg, collection, seeds, on_event or (lambda event: None), engine)

@@ -6,7 +6,7 @@ and this module hands the committed entries back to the capture process, which a
 collection's indexes. Only the runner differs:
 
 * `ThreadRunner`: batches in threads of this process (also the path for injected clocks and IDs);
-* `ProcessRunner`: `processes` worker processes running batches in threads (one process is limited
+* `processes.ProcessRunner`: worker processes running batches in threads (one process is limited
   to about one core by Python's GIL);
 * `cluster.DaskRunner`: tasks on a Dask distributed cluster (`--cluster`).
 """
@@ -14,22 +14,14 @@ collection's indexes. Only the runner differs:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
-import functools
-import multiprocessing as mp
-import os
-import queue
-import signal
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from .batches import BatchDone, BatchJob, Outcome, Slots, collect, run_batch
-from .children import die_with_parent, fewer_malloc_arenas
 from .config import Config
-from .errors import ClusterError
 from .fetch import Fetcher
 from .fragments import Entry
 from .layout import Collection
@@ -170,105 +162,3 @@ class ThreadRunner:
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.fetcher.close()
-
-
-class ProcessRunner:
-    """`cfg.capture_processes` worker processes, each running batches in threads (`cfg.workers` in all)."""
-
-    def __init__(self, cfg: Config) -> None:
-        self.count = cfg.capture_processes
-        # seeds at once in each process, and batches in flight there (its pool runs a batch a thread)
-        self.budget = max(1, cfg.workers // self.count)
-        context = mp.get_context("spawn")  # never fork a process that has threads
-        self.outbox: Any = context.Queue()
-        self.stopping: Any = context.Event()
-        self.inboxes: list[Any] = []
-        self.processes: list[Any] = []
-        self.used = [0] * self.count
-        self.jobs: dict[str, tuple[int, BatchJob]] = {}  # name -> (process, job)
-        for index in range(self.count):
-            inbox = context.Queue()
-            process = context.Process(target=_process_main, name=f"archiver-capture-{index}", daemon=True,
-                                      args=(inbox, self.outbox, self.stopping, self.budget, os.getpid()))
-            process.start()
-            self.inboxes.append(inbox)
-            self.processes.append(process)
-
-    def has_room(self) -> bool:
-        return min(self.used) < self.budget
-
-    def start(self, job: BatchJob) -> None:
-        index = min(range(self.count), key=lambda i: self.used[i])
-        self.jobs[job.name] = (index, job)
-        self.used[index] += 1  # batches in flight there
-        self.inboxes[index].put(job)
-
-    def finished(self, timeout: float) -> list[tuple[BatchJob, Outcome]]:
-        out: list[tuple[BatchJob, Outcome]] = []
-        try:
-            self._take(self.outbox.get(timeout=timeout), out)
-            while True:
-                self._take(self.outbox.get_nowait(), out)
-        except queue.Empty:
-            pass
-        for index, process in enumerate(self.processes):
-            if not process.is_alive() and self.used[index]:
-                raise ClusterError(f"capture worker process {index} died (exit {process.exitcode}); "
-                                   "run the same capture again to resume")
-        return out
-
-    def _take(self, message: tuple[str, Outcome], out: list[tuple[BatchJob, Outcome]]) -> None:
-        name, outcome = message
-        index, job = self.jobs.pop(name)
-        self.used[index] -= 1
-        out.append((job, outcome))
-
-    def stop(self) -> list[BatchJob]:
-        self.stopping.set()
-        taken = []
-        for index, inbox in enumerate(self.inboxes):
-            while True:
-                try:
-                    job = inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(job, BatchJob):
-                    self.jobs.pop(job.name)
-                    self.used[index] -= 1
-                    taken.append(job)
-        return taken
-
-    def close(self) -> None:
-        for inbox in self.inboxes:
-            inbox.put(None)
-        out: list[tuple[BatchJob, Outcome]] = []
-        while self.jobs and any(p.is_alive() for p in self.processes):
-            with contextlib.suppress(queue.Empty):
-                self._take(self.outbox.get(timeout=1.0), out)
-        for process in self.processes:
-            process.join(10)
-
-
-def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: int) -> None:
-    """A worker process: run the batches it is sent, `threads` seeds at a time over all of them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the capture process decides when to stop
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))  # killed: the next run mends our files
-    die_with_parent(parent)  # a killed capture takes its workers along
-    fewer_malloc_arenas()
-
-    def send(job: BatchJob, future: cf.Future[BatchDone]) -> None:
-        error = future.exception()  # sent as text: not every exception survives pickling
-        outcome = RuntimeError(f"{type(error).__name__}: {error}") if error is not None else future.result()
-        outbox.put((job.name, outcome))
-
-    slots = Slots(threads)
-    fetchers: dict[Config, Fetcher] = {}  # the batches of a capture share one (one Config a capture)
-    try:
-        with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
-            while (job := inbox.get()) is not None:
-                fetcher = fetchers.get(job.cfg) or fetchers.setdefault(job.cfg, Fetcher(job.cfg, utc_now))
-                future = pool.submit(run_batch, job, stop=stopping, slots=slots, fetcher=fetcher)
-                future.add_done_callback(functools.partial(send, job))
-    finally:
-        for fetcher in fetchers.values():
-            fetcher.close()

@@ -11,7 +11,9 @@ import pytest
 
 from archiver.capture import capture
 from archiver.config import Config
-from archiver.layout import Collection
+from archiver.errors import UsageError
+from archiver.layout import Collection, locked
+from archiver.processes import start_processes
 from archiver.store import Store
 
 from .newsite import CHUNKED, JPEG, PAGES, SAME_BODY, NewsSite, seed_document
@@ -228,6 +230,24 @@ def test_warc_files_roll_over_at_the_configured_size(cfg: Config, site: NewsSite
     check_with_third_party_tools(archive)
     with Store(Collection.at(cfg.root, "news").db_path) as store:
         assert {a.warc_file for a in store.articles()} <= set(names)
+
+
+def test_processes_started_before_capture_run_its_batches_and_are_closed(cfg: Config, site: NewsSite) -> None:
+    # `archiver capture` starts them before it imports the capture code (cli.py)
+    two = cfg.replace(processes=2, workers=4)
+    urls = [site.url + p for p in ("/plain.html", "/gbk.html")]
+    runner = start_processes(two)
+    assert runner is not None and all(p.is_alive() for p in runner.processes)
+    report = capture(two, urls, "news", runner=runner)
+    assert report.captured == 2 and report.ok
+    assert runner.closed and not any(p.is_alive() for p in runner.processes)
+    # a capture that cannot start (the collection is busy) still lets them go
+    runner = start_processes(two)
+    assert runner is not None
+    with locked(Collection.at(cfg.root, "news")), pytest.raises(UsageError, match="another archiver process"):
+        capture(two, [site.url + "/og-only.html"], "news", runner=runner)
+    assert runner.closed and not any(p.is_alive() for p in runner.processes)
+    assert start_processes(cfg.replace(processes=1)) is None  # one process: threads of the capture
 
 
 def test_worker_processes_share_out_hosts_and_write_valid_warcs(cfg: Config, site: NewsSite) -> None:
