@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import os
 import signal
@@ -17,12 +16,13 @@ MALLOC_ARENAS = 2
 
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
-    """The C library, loaded once (find_library runs ldconfig: ~2 ms a call, and memory is given
-    back after every file indexed); None off Linux."""
+    """The C library's functions, looked up once (memory is given back after every file indexed);
+    None off Linux. Through the running program's own symbols, which include the C library's:
+    ctypes.util.find_library("c") runs ldconfig in a subprocess, in every worker process."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
 
