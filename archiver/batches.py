@@ -15,14 +15,13 @@ task that runs twice (Dask re-runs a task whose worker died) leave its outputs o
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
-import queue
+import itertools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import Config
 from .fetch import Fetcher
@@ -34,6 +33,9 @@ from .seedwork import Outputs, SeedEnv, capture_seed_safely
 from .shards import Batch
 from .storage import collection_storage
 from .warc import OPEN_SUFFIX, new_record_id, utc_now
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class BatchJob:
     @property
     def threads(self) -> int:
         """Threads worth giving the batch: no more than its hosts' politeness allows (more would only
-        wait at the gate). Those fetching at once across batches are bounded by the runner's slots."""
+        wait at the gate). Those fetching at once across batches are bounded by the process's pool."""
         batch, cfg = self.batch, self.cfg
         return max(1, min(cfg.workers, len(batch.seeds), cfg.host_concurrency * batch.hosts))
 
@@ -99,36 +101,33 @@ class BatchDone:
 Outcome = BatchDone | BaseException  # what a runner hands back for a batch: done, or why not
 
 
-class Slots:
-    """`count` seeds captured at once over the batches sharing it (a process's `workers`).
+class SeedPool:
+    """`count` threads capturing the seeds of the batches that share it (a process's `workers`).
 
-    A C queue of tokens rather than threading.Semaphore: with more batch threads than slots a
-    release wakes a waiter after every seed, and the Semaphore's Condition (a lock allocated per
-    wait, notified under the GIL) was ~7% of a capture worker's GIL time in py-spy."""
+    One pool for all of a process's batches rather than threads of their own waiting for a free
+    slot: a batch near its end leaves its threads to the others at once, and a process runs
+    `count` capture threads instead of up to `count` a batch (4 batches of 48 threads on 48
+    slots in the capture benchmark), whose wake-ups competed for the GIL. Each batch keeps at
+    most `job.threads` of its seeds in the pool (`run_batch`), so its hosts take no more threads
+    than their politeness lets work; the pool runs the seeds it is given in order."""
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(count):
-            self._tokens.put(None)
+        self.executor = cf.ThreadPoolExecutor(count, thread_name_prefix="seed")
 
-    def __enter__(self) -> None:
-        self._tokens.get()
-
-    def __exit__(self, *exc: object) -> None:
-        self._tokens.put(None)
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
 
 
 def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Callable[[], str] = new_record_id,
-              policy: AddressPolicy | None = None, stop: Any = None, slots: Slots | None = None,
+              policy: AddressPolicy | None = None, stop: Any = None, pool: SeedPool | None = None,
               fetcher: Fetcher | None = None) -> BatchDone:
     """Capture the batch and commit it.
 
     `stop`: an Event; once set, seeds not started yet are left out (Ctrl-C), and the batch commits
     what it did: the seeds left out are not in its fragment, and the next run captures them.
-    `slots`: shared by the batches of a process (its `workers`): a seed is captured holding one,
-    so that a batch near its end leaves its part of the workers to the others; the batch starts
-    no more threads than there are slots (more would only wait, and each idle thread costs memory).
+    `pool`: the threads the batches of a process share (its `workers`); without one the batch
+    starts threads of its own (`job.threads`).
     `fetcher`: shared by the batches of a process (its libcurl handles, kept connections and host
     limits); without one the batch makes its own.
     `clock`, `new_id` and `policy` are for tests (in-process only).
@@ -146,15 +145,17 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
     stopped = _Every(stop, STOP_CHECK_SECONDS) if stop is not None else (lambda: False)
 
     def one(seed: Seed) -> Entry | None:
-        with slots if slots is not None else contextlib.nullcontext():
-            if stopped():
-                return None
-            return capture_seed_safely(env, outputs, seed)
+        if stopped():
+            return None
+        return capture_seed_safely(env, outputs, seed)
 
     try:
-        threads = job.threads if slots is None else max(1, min(job.threads, slots.count))
-        with cf.ThreadPoolExecutor(threads, thread_name_prefix=f"batch-{job.batch.shard}") as pool:
-            entries = [entry for entry in pool.map(one, job.batch.seeds) if entry is not None]
+        if pool is None:
+            with cf.ThreadPoolExecutor(job.threads, thread_name_prefix=f"batch-{job.batch.shard}") as threads:
+                found = list(threads.map(one, job.batch.seeds))
+        else:
+            found = bounded_map(pool.executor, one, job.batch.seeds, job.threads)
+        entries = [entry for entry in found if entry is not None]
     finally:
         files = outputs.close()
         if own:
@@ -164,6 +165,29 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
     names = [p.name for p in files]
     fragment = write_fragment(storage, job.name, names, entries)
     return BatchDone(job.name, fragment, len(entries), tuple(names), tuple(entries))
+
+
+def bounded_map(executor: cf.Executor, func: Callable[[T], R], items: list[T], limit: int) -> list[R]:
+    """`func` over `items` on a shared executor, at most `limit` of them queued or running at once;
+    the results in the items' order. If one raises, no more start, and it is raised once the
+    others have ended (a batch's seeds write into its files, which close after)."""
+    results: dict[int, R] = {}
+    waiting = iter(range(len(items)))
+    running = {executor.submit(func, items[i]): i for i in itertools.islice(waiting, max(1, limit))}
+    failure: BaseException | None = None
+    while running:
+        done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            index = running.pop(future)
+            if (error := future.exception()) is not None:
+                failure = failure or error
+            else:
+                results[index] = future.result()
+            if failure is None and (following := next(waiting, None)) is not None:
+                running[executor.submit(func, items[following])] = following
+    if failure is not None:
+        raise failure
+    return [results[i] for i in range(len(items))]
 
 
 def collect(job: BatchJob, done: BatchDone) -> tuple[list[Entry], list[tuple[str, int]]]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from .batches import BatchDone, BatchJob, Outcome, Slots, collect, run_batch
+from .batches import BatchDone, BatchJob, Outcome, SeedPool, collect, run_batch
 from .config import Config
 from .fetch import Fetcher
 from .fragments import Entry
@@ -132,10 +132,11 @@ class ThreadRunner:
 
     def __init__(self, cfg: Config, clock: Callable[[], datetime] = utc_now,
                  new_id: Callable[[], str] = new_record_id, policy: AddressPolicy | None = None) -> None:
-        self.limit = cfg.workers  # batches in flight (one per shard; they share the slots)
+        self.limit = cfg.workers  # batches in flight (one per shard; they share the seed pool)
         self.stopping = threading.Event()
         self.fetcher = Fetcher(cfg, clock, policy)  # shared by the batches (handles, connections, host limits)
-        self.args = (clock, new_id, policy, self.stopping, Slots(cfg.workers), self.fetcher)
+        self.seeds = SeedPool(cfg.workers)
+        self.args = (clock, new_id, policy, self.stopping, self.seeds, self.fetcher)
         self.pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="batch")
         self.futures: dict[cf.Future[BatchDone], BatchJob] = {}
 
@@ -161,4 +162,5 @@ class ThreadRunner:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.seeds.close()
         self.fetcher.close()

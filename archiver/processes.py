@@ -121,7 +121,7 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
     die_with_parent(parent)  # a killed capture takes its workers along
     fewer_malloc_arenas()
     # imported only now: the process is running, and its parent goes on with its own imports
-    from .batches import Slots, run_batch
+    from .batches import SeedPool, run_batch
     from .fetch import Fetcher
     from .warc import utc_now
 
@@ -130,14 +130,16 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
         outcome = RuntimeError(f"{type(error).__name__}: {error}") if error is not None else future.result()
         outbox.put((job.name, outcome))
 
-    slots = Slots(threads)
+    seeds = SeedPool(threads)
     fetchers: dict[Config, Fetcher] = {}  # the batches of a capture share one (one Config a capture)
     try:
-        with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
+        # a thread a batch in flight, each waiting for its seeds in the shared pool
+        with cf.ThreadPoolExecutor(threads, thread_name_prefix="batch") as batches:
             while (job := inbox.get()) is not None:
                 fetcher = fetchers.get(job.cfg) or fetchers.setdefault(job.cfg, Fetcher(job.cfg, utc_now))
-                future = pool.submit(run_batch, job, stop=stopping, slots=slots, fetcher=fetcher)
+                future = batches.submit(run_batch, job, stop=stopping, pool=seeds, fetcher=fetcher)
                 future.add_done_callback(functools.partial(send, job))
     finally:
+        seeds.close()
         for fetcher in fetchers.values():
             fetcher.close()

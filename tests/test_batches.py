@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from archiver.batches import BatchJob, collect, run_batch
+import pytest
+
+from archiver.batches import BatchJob, SeedPool, bounded_map, collect, run_batch
 from archiver.config import Config
 from archiver.fragments import Entry, fragment_name, read_fragment, write_fragment
 from archiver.index import update_index
@@ -121,3 +124,60 @@ def test_a_stopped_batch_commits_only_what_it_did(cfg: Config, site: NewsSite) -
     fragment = read_fragment(LocalStorage(job.collection.path), done.fragment)
     assert done.seeds == 0 and fragment.entries == [] and fragment.files == []
     assert not list(job.collection.archive_dir.iterdir())  # a file is opened only for a seed to write
+
+
+def test_batches_sharing_a_seed_pool_each_keep_to_their_own_limit() -> None:
+    # what a worker process does: its batches' seeds run on one pool of threads, and each batch
+    # keeps no more of its seeds in it than its hosts' politeness lets work (job.threads)
+    pool = SeedPool(4)
+    lock = threading.Lock()
+    running: dict[str, int] = {"a": 0, "b": 0, "all": 0}
+    most: dict[str, int] = {"a": 0, "b": 0, "all": 0}
+
+    def work(batch: str) -> Callable[[Seed], str]:
+        def one(seed: Seed) -> str:
+            with lock:
+                for key in (batch, "all"):
+                    running[key] += 1
+                    most[key] = max(most[key], running[key])
+            time.sleep(0.01)
+            with lock:
+                for key in (batch, "all"):
+                    running[key] -= 1
+            return seed.url
+        return one
+
+    batch_a = seeds(*(f"http://a.example/{n}" for n in range(12)))
+    batch_b = seeds(*(f"http://b.example/{n}" for n in range(12)))
+    results: dict[str, list[str]] = {}
+    threads = [threading.Thread(target=lambda k=k, s=s, limit=limit: results.__setitem__(
+        k, bounded_map(pool.executor, work(k), s, limit))) for k, s, limit in (("a", batch_a, 1), ("b", batch_b, 3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    pool.close()
+    assert most["a"] == 1 and most["b"] == 3 and most["all"] == 4
+    assert results["a"] == [s.url for s in batch_a] and results["b"] == [s.url for s in batch_b]  # in order
+
+
+def test_a_seed_that_raises_stops_its_batch_once_the_others_end() -> None:
+    pool = SeedPool(3)
+    started: list[str] = []
+    ended: list[str] = []
+
+    def one(seed: Seed) -> None:
+        started.append(seed.url)
+        if seed.url.endswith("/1"):
+            raise RuntimeError("disk full")
+        time.sleep(0.05)
+        ended.append(seed.url)
+
+    batch = seeds(*(f"http://a.example/{n}" for n in range(10)))
+    try:
+        with pytest.raises(RuntimeError, match="disk full"):
+            bounded_map(pool.executor, one, batch, 3)
+        # the seeds running when it failed ended before it was raised; none started after
+        assert sorted(started) == sorted(s.url for s in batch[:3]) and len(ended) == 2
+    finally:
+        pool.close()
