@@ -157,7 +157,8 @@ def _summary(report: CaptureReport) -> None:
 @cli.command()
 @click.argument("sources", nargs=-1)
 @click.option("-c", "--collection", help=COLLECTION_HELP)
-@click.option("--workers", type=click.IntRange(1, 512), help="seeds captured in parallel [default: 8]")
+@click.option("--workers", type=click.IntRange(1, 512),
+              help=f"seeds captured in parallel [default: workers in config.yaml, else {Config.workers}]")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="total seconds for one request [default: 60]")
 @click.option("--max-size", type=click.IntRange(1), help="bytes kept of one response [default: 100 MiB]")
 @click.option("--allow-private", is_flag=True, default=None,
