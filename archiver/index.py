@@ -35,11 +35,11 @@ from .config import Config
 from .errors import SeedError, WarcError
 from .extract import MAX_DECODED, PageInfo, decode_body, is_html, page_info
 from .fragments import Entry, iter_entries, orphans, write_fragment
-from .layout import WARC_SUFFIXES, Collection, locked
+from .layout import Collection, locked
 from .listing import write_listing
 from .records import RecordRead, Unsure, fast_readable, read_fast, read_warcio
 from .seeds import Seed, parse_seed_document
-from .storage import LocalStorage, Storage, collection_storage
+from .storage import LocalStorage, Storage, collection_storage, warc_names, warc_sizes
 from .store import Article, Store
 from .textindex import clear_search
 from .warc import (
@@ -483,7 +483,7 @@ def refresh(collection: Collection, rebuild: bool, progress: Callable[[int, int,
         local = isinstance(storage, LocalStorage)
         open_names = [p.name for p in collection.open_files()] if local else []
         # files of a capture batch whose attempt died, the batch committed since by another attempt
-        for orphan in orphans(storage, [n for n in open_names + _warc_names(storage) if n not in known]):
+        for orphan in orphans(storage, [n for n in open_names + warc_names(storage) if n not in known]):
             if orphan in open_names:
                 (collection.archive_dir / orphan).unlink()
             else:
@@ -510,17 +510,6 @@ def refresh(collection: Collection, rebuild: bool, progress: Callable[[int, int,
         report.articles = store.count()
         write_listing(collection, store)  # the collection page's JSON (listing.py)
     return report
-
-
-def _warc_names(storage: Storage) -> list[str]:
-    """The complete WARC/ARC files in the store's archive/ (files being written end in .open)."""
-    return [name.removeprefix("archive/") for name in storage.list("archive/")
-            if name.endswith(WARC_SUFFIXES) and "/" not in name.removeprefix("archive/")]
-
-
-def warc_sizes(storage: Storage) -> dict[str, int]:
-    """Name -> size of the complete WARC/ARC files in the collection's storage (a folder or a bucket)."""
-    return {name: storage.size(f"archive/{name}") for name in _warc_names(storage)}
 
 
 def _index_into(cfg: Config, collection: Collection, storage: Storage, store: Store, report: IndexReport,

@@ -10,9 +10,8 @@ from typing import Any
 
 from .config import Config
 from .errors import UsageError
-from .index import warc_sizes
 from .layout import Collection, collection_names
-from .storage import LocalStorage, collection_storage
+from .storage import LocalStorage, collection_storage, warc_sizes
 from .store import Store
 
 

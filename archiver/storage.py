@@ -37,7 +37,7 @@ from typing import IO, Any, Literal, NoReturn
 
 from .config import Config
 from .errors import ArchiverError, ConfigError
-from .layout import Collection
+from .layout import WARC_SUFFIXES, Collection
 from .warc import fsync_dir
 
 OPEN_SUFFIX = ".open"
@@ -589,3 +589,14 @@ def collection_storage(cfg: Config, collection: Collection) -> Storage:
         return LocalStorage(collection.path)
     return open_storage(f"{cfg.storage.rstrip('/')}/{collection.name}",
                         StorageOptions(endpoint_url=cfg.storage_endpoint or None))
+
+
+def warc_names(storage: Storage) -> list[str]:
+    """The complete WARC/ARC files in the store's archive/ (files being written end in .open)."""
+    return [name.removeprefix("archive/") for name in storage.list("archive/")
+            if name.endswith(WARC_SUFFIXES) and "/" not in name.removeprefix("archive/")]
+
+
+def warc_sizes(storage: Storage) -> dict[str, int]:
+    """Name -> size of the complete WARC/ARC files in the collection's storage (a folder or a bucket)."""
+    return {name: storage.size(f"archive/{name}") for name in warc_names(storage)}
