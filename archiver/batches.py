@@ -112,7 +112,6 @@ class SeedPool:
     than their politeness lets work; the pool runs the seeds it is given in order."""
 
     def __init__(self, count: int) -> None:
-        self.count = count
         self.executor = cf.ThreadPoolExecutor(count, thread_name_prefix="seed")
 
     def close(self) -> None:

@@ -481,7 +481,8 @@ def _stored_headers(received: list[tuple[str, str]], chunked: bool, length: int)
 
 
 def _request_head(target: urllib3.util.Url, headers: dict[str, str]) -> bytes:
-    """The request as http.client sends it: request line, Host, then our headers."""
+    """The request as libcurl sends it: request line, Host, then our headers (tests/test_fetch.py
+    holds the two to the same bytes)."""
     host = target.host or ""
     if ":" in host and not host.startswith("["):  # urllib3 keeps an IPv6 literal's brackets
         host = f"[{host}]"

@@ -22,8 +22,8 @@ it was captured with status 200 and is http(s), else "".
 Rows are streamed from SQLite in order (SQLite computes each one) and written a page at a time,
 so memory stays flat and 100,000 rows take about a second. A run that added or changed a few rows
 (the metadata index notes where, as rows are put: `Store.listing_changes`) rewrites only the
-pages from the first row it touched onwards: new articles sort last, so a capture rewrites the last pages, not the
-whole collection. Each file is written to a temporary file and renamed over the old one; the
+pages from the first row it touched onwards: new articles sort last, so a capture rewrites the
+last pages, not the whole collection. Each file is written to a temporary file and renamed over the old one; the
 manifest goes last, then pages past the new end are removed. A page whose generation differs
 from the one the manifest lists for it tells the page's script to read the manifest again.
 """
