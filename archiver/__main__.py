@@ -15,7 +15,7 @@ def main() -> None:
     # (~0.06 s of CPU a process, more while idle); archiver does no linear algebra. Set before
     # numpy loads, and inherited by the worker processes.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from .cli import main as cli_main
+    from archiver.cli import main as cli_main
 
     cli_main()
 

@@ -12,21 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .children import fewer_malloc_arenas
-from .config import Config
-from .config import load as load_config
-from .errors import ArchiverError
-from .export import FORMATS, TIME_FIELDS
-from .verify import KINDS
+from archiver import __version__
+from archiver._process import fewer_malloc_arenas
+from archiver.config import Config
+from archiver.config import load as load_config
+from archiver.errors import ArchiverError
+from archiver.export import FORMATS, TIME_FIELDS
+from archiver.verify import KINDS
 
 # Each command imports the library it wraps when it runs (the `from .x import` lines inside them):
 # a command pays only for what it uses, and `capture` starts its worker processes before its own
 # imports (processes.py). The modules above are light.
 if TYPE_CHECKING:
-    from .capture import CaptureReport, Event
-    from .status import StatusReport
-    from .verify import Problem
+    from archiver.capture.run import CaptureReport, Event
+    from archiver.status import StatusReport
+    from archiver.verify import Problem
 
 COLLECTION_HELP = "collection name (default: archiver.collection in config.yaml, else 'news')"
 CLUSTER_HELP = ("run on a Dask cluster: scheduler address (tcp://HOST:8786) or scheduler file; the workers must "
@@ -97,7 +97,7 @@ class _Live:
 @click.pass_context
 def init(ctx: click.Context, collection: str | None) -> None:
     """Create config.yaml, collections/, seeds/ and templates/ in the root. Safe to run twice."""
-    from .init import init as init_lib
+    from archiver.init import init as init_lib
 
     cfg = _config(ctx)
     report = init_lib(cfg, collection)
@@ -183,10 +183,10 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     cfg = _config(ctx, workers=workers, timeout=timeout, max_size=max_size, allow_private=allow_private,
                   cluster=cluster)
     started = time.monotonic()
-    from .processes import start_processes
+    from archiver.capture.processes import start_processes
 
     runner = start_processes(cfg)  # first: they start while this process imports the capture code
-    from .capture import capture as capture_lib
+    from archiver.capture.run import capture as capture_lib
 
     sources = sources or (() if feeds else (str(cfg.root / "seeds"),))
     progress = _CaptureProgress(ctx, quiet)
@@ -220,12 +220,12 @@ def index(ctx: click.Context, collection: str | None, zipnum: bool, redis_url: s
     run the same command again after capturing more. The full-text search index is brought up
     to date by the next 'archiver search', or at once with --search.
     """
-    from .index import build_index
-    from .layout import Collection
-    from .pywbconfig import collection_index
-    from .redisindex import load_redis, parse_redis_url
-    from .textindex import update_search
-    from .zipnum import build_zipnum
+    from archiver.collection import Collection
+    from archiver.index.build import build_index
+    from archiver.index.fulltext import update_search
+    from archiver.index.pywbconfig import collection_index
+    from archiver.index.redis import load_redis, parse_redis_url
+    from archiver.index.zipnum import build_zipnum
 
     cfg = _config(ctx, cluster=cluster)
     collection_name = collection or cfg.collection
@@ -273,7 +273,7 @@ def index(ctx: click.Context, collection: str | None, zipnum: bool, redis_url: s
 
 
 def _serve(cfg: Config, host: str, port: int, collection: str | None) -> None:
-    from .replay import replay_urls, start_replay
+    from archiver.replay.launch import replay_urls, start_replay
 
     server = start_replay(cfg, host, port)
     click.echo(f"replay running at {server.url}/ (Ctrl-C stops it)")
@@ -321,8 +321,8 @@ def export(ctx: click.Context, collection: str | None, fmt: str, output: Path | 
 
     Filters combine: a row must pass every one given, and any of the values of a repeated one.
     """
-    from .export import Filters
-    from .export import export as export_lib
+    from archiver.export import Filters
+    from archiver.export import export as export_lib
 
     cfg = _config(ctx)
     filters = Filters.parse(since, until, time_field, statuses, hosts)
@@ -376,7 +376,7 @@ def _show_status(report: StatusReport) -> None:
 @click.pass_context
 def status(ctx: click.Context, collection: str | None, as_json: bool) -> None:
     """Show each collection's seeds captured and failed, WARC files, last capture, leftovers."""
-    from .status import status as status_lib
+    from archiver.status import status as status_lib
 
     report = status_lib(_config(ctx), collection)
     if as_json:
@@ -412,7 +412,7 @@ def verify(ctx: click.Context, files: tuple[Path, ...], collection: str | None) 
 
     Exit status: 0 no problems, 1 problems found, 2 usage error (no such collection or file).
     """
-    from .verify import verify as verify_lib
+    from archiver.verify import verify as verify_lib
 
     cfg = _config(ctx)
 
@@ -447,7 +447,7 @@ def search(ctx: click.Context, query: tuple[str, ...], collection: str | None, l
     Every word of QUERY must occur (as a substring: Chinese needs no spaces). Results are ranked,
     with a snippet around the match [marked] and the article's replay path.
     """
-    from .search import search as search_lib
+    from archiver.search import search as search_lib
 
     live = _Live(ctx.obj.get("quiet", False))
 
@@ -479,8 +479,8 @@ def watch(ctx: click.Context, feeds: tuple[str, ...], collection: str | None, ev
     Each round captures the items not captured yet (never the same item twice, across restarts)
     and retries failed ones. Ctrl-C stops.
     """
-    from .watch import parse_every
-    from .watch import watch as watch_lib
+    from archiver.watch import parse_every
+    from archiver.watch import watch as watch_lib
 
     cfg = _config(ctx, allow_private=allow_private)
     interval = parse_every(every)
@@ -513,7 +513,7 @@ def wacz_command(ctx: click.Context, collection: str | None, output: Path) -> No
     Exit status: 0 written, 1 the collection fails verification (the first problems are listed)
     or cannot be packaged, 2 usage error.
     """
-    from .wacz import wacz as wacz_lib
+    from archiver.wacz import wacz as wacz_lib
 
     live = _Live(ctx.obj.get("quiet", False))
 
@@ -536,8 +536,8 @@ def wacz_command(ctx: click.Context, collection: str | None, output: Path) -> No
 @click.pass_context
 def demo(ctx: click.Context, site_port: int, port: int, no_replay: bool) -> None:
     """Offline demo: capture a bundled news site over loopback, then replay it."""
-    from .demo import DEMO_COLLECTION
-    from .demo import demo as demo_lib
+    from archiver.demo import DEMO_COLLECTION
+    from archiver.demo import demo as demo_lib
 
     cfg = _config(ctx)
     progress = _CaptureProgress(ctx)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from archiver.errors import ConfigError
 
 MAX_AUTO_PROCESSES = 4
 

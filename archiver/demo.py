@@ -18,15 +18,15 @@ from typing import Any
 
 from bs4 import BeautifulSoup
 
-from .capture import CaptureReport, Event, capture
-from .config import Config
-from .extract import html_text
+from archiver.capture.run import CaptureReport, Event, capture
+from archiver.config import Config
+from archiver.extract.page import html_text
 
 DEMO_COLLECTION = "demo"
 
 
 def site_dir() -> Path:
-    return Path(str(resources.files("archiver") / "demo" / "site"))
+    return Path(str(resources.files("archiver") / "demo-site"))
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from .arrow import pyarrow
-from .config import Config
-from .errors import UsageError
-from .layout import Collection
-from .store import FIELDS, Store
-from .warc import FEED_COPY_HOST
+from archiver._arrow import pyarrow
+from archiver.collection import Collection
+from archiver.config import Config
+from archiver.errors import UsageError
+from archiver.index.metadata import FIELDS, Store
+from archiver.warc.write import FEED_COPY_HOST
 
 FORMATS = ("csv", "jsonl", "parquet", "cdxj")
 TEXT_FORMATS = ("csv", "jsonl", "cdxj")

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .config import CONFIG_KEYS, KEY_HELP, Config
-from .layout import Collection
+from archiver.collection import Collection
+from archiver.config import CONFIG_KEYS, KEY_HELP, Config
 
 _PYWB_SETTINGS = """\
 # pywb settings: https://pywb.readthedocs.io/en/latest/manual/configuring.html
@@ -32,7 +32,7 @@ def shipped_templates() -> dict[str, bytes]:
     pywb reads `<root>/templates/` before its built-in templates; each file's header says what
     it fixes (frame_insert.html: the reflected XSS of pywb issue #923).
     """
-    folder = resources.files("archiver") / TEMPLATES_DIR
+    folder = resources.files("archiver.replay") / TEMPLATES_DIR
     return {item.name: item.read_bytes() for item in folder.iterdir()
             if item.is_file() and item.name.endswith(".html")}
 

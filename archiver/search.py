@@ -12,11 +12,11 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 
-from .config import Config
-from .errors import UsageError
-from .layout import Collection
-from .store import Store
-from .textindex import open_readonly, shard_paths, update_search
+from archiver.collection import Collection
+from archiver.config import Config
+from archiver.errors import UsageError
+from archiver.index.fulltext import open_readonly, shard_paths, update_search
+from archiver.index.metadata import Store
 
 SNIPPET_CHARS = 40
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import Config
-from .errors import UsageError
-from .layout import Collection, collection_names
-from .storage import LocalStorage, collection_storage, warc_sizes
-from .store import Store
+from archiver.collection import Collection, collection_names
+from archiver.config import Config
+from archiver.errors import UsageError
+from archiver.index.metadata import Store
+from archiver.storage import LocalStorage, collection_storage, warc_sizes
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, NoReturn
 
-from .config import Config
-from .errors import ArchiverError, ConfigError
-from .layout import WARC_SUFFIXES, Collection
-from .warc import fsync_dir
+from archiver.collection import WARC_SUFFIXES, Collection
+from archiver.config import Config
+from archiver.errors import ArchiverError, ConfigError
+from archiver.warc.write import fsync_dir
 
 OPEN_SUFFIX = ".open"
 MiB = 1024 * 1024

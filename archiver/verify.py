@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .config import Config
-from .errors import UsageError
-from .layout import Collection
-from .store import SCHEMA_VERSION
-from .warc import INDEXED_TYPES, timestamp14_of
+from archiver.collection import Collection
+from archiver.config import Config
+from archiver.errors import UsageError
+from archiver.index.metadata import SCHEMA_VERSION
+from archiver.warc.write import INDEXED_TYPES, timestamp14_of
 
 CHUNK = 1 << 20  # bytes read (or inflated) at a time: the memory bound per file
 MAX_LINE = 1 << 16  # one header line of a WARC/ARC record

@@ -39,13 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from . import __version__
-from .config import Config
-from .errors import ArchiverError, UsageError, WarcError
-from .layout import Collection, locked
-from .store import Article, Store
-from .verify import Problem, local_only, verify
-from .warc import fsync_dir
+from archiver import __version__
+from archiver.collection import Collection, locked
+from archiver.config import Config
+from archiver.errors import ArchiverError, UsageError, WarcError
+from archiver.index.metadata import Article, Store
+from archiver.verify import Problem, local_only, verify
+from archiver.warc.write import fsync_dir
 
 WACZ_VERSION = "1.1.1"
 INDEX_PATH = "indexes/index.cdx"

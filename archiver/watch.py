@@ -10,9 +10,9 @@ import re
 import time
 from collections.abc import Callable, Iterable
 
-from .capture import CaptureReport, Event, capture
-from .config import Config
-from .errors import UsageError
+from archiver.capture.run import CaptureReport, Event, capture
+from archiver.config import Config
+from archiver.errors import UsageError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -361,10 +361,10 @@ class DaskCluster:
 
 def _import_archiver() -> str:
     """Run on every worker: import what capture and index tasks unpickle; where archiver came from."""
-    import archiver.cluster
-    import archiver.index
+    import archiver._dask
+    import archiver.index.build
 
-    return str(Path(archiver.cluster.__file__).parent)
+    return str(Path(archiver._dask.__file__).parent)
 
 
 # --- statistics and tables ----------------------------------------------------------------

@@ -7,7 +7,7 @@ JSON line: requests, bytes, wall seconds, CPU seconds of this process (user + sy
 milliseconds a request. Every body is read whole and hashed with SHA-1 (as capture does for the
 payload digest), so the clients do the same work. Clients:
 
-* `archiver`: archiver.fetch.Fetcher (libcurl through pycurl, address guard, deadlines): what
+* `archiver`: archiver.fetch.client.Fetcher (libcurl through pycurl, address guard, deadlines): what
   capture uses;
 * `requests`: one requests.Session a thread;
 * `pycurl`: one libcurl easy handle a thread (no proxy from the environment, no content decoding).
@@ -33,7 +33,7 @@ WARM = 40  # requests before the measured ones: connections open, imports and ca
 
 def archiver_client() -> Callable[[str], int]:
     from archiver.config import Config
-    from archiver.fetch import Fetcher
+    from archiver.fetch.client import Fetcher
 
     cfg = Config(root=Path("."), allow_private=True, host_concurrency=256, host_delay=0)
     fetcher = Fetcher(cfg, lambda: datetime.now(UTC))

@@ -1,6 +1,6 @@
 """Generate the synthetic gzip WARC corpus for the index benchmark, with warcio's WARCWriter.
 
-Each article is laid out as archiver's capture writes it (archiver/capture.py `_capture_seed`):
+Each article is laid out as archiver's capture writes it (archiver/capture/seed.py `_capture_seed`):
 the page's `response` and `request` records, for one article in four the lead image's
 `response` and `request`, then a `metadata` record holding the seed document (text/markdown)
 with Archiver-Source, Archiver-Lead-Image, Archiver-Lead-Image-Status, Archiver-Attempts and

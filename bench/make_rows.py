@@ -1,9 +1,9 @@
-"""Fill a collection's metadata index with N synthetic rows through archiver.store.Store, for the
+"""Fill a collection's metadata index with N synthetic rows through archiver.index.metadata.Store, for the
 export memory benchmark (building 100,000 rows by capture or indexing would take far longer).
 
     make_rows.py ROOT COLLECTION N
 
-Rows are built from the fields of archiver.store.Article, whatever they are, so the script
+Rows are built from the fields of archiver.index.metadata.Article, whatever they are, so the script
 keeps working when fields are added: known names get realistic values, others a plain one.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from content import article_title, published_time
 
-from archiver.store import Article, Store
+from archiver.index.metadata import Article, Store
 
 
 def row(i: int, collection: str) -> Article:

@@ -319,7 +319,7 @@ UPDATE_SNIPPET = """
 import json, sys, time
 from pathlib import Path
 from archiver.config import load
-from archiver.index import update_index
+from archiver.index.build import update_index
 cfg = load(Path(sys.argv[1]))
 started = time.perf_counter()
 report = update_index(cfg, "bench")
@@ -723,7 +723,7 @@ def bench_fetch(s: Settings, report: Report) -> None:
     text = [
         f"{len(urls)} GETs (articles and their JPEG lead images) over {FETCH_THREADS} threads from the loopback "
         f"site ({s.ports} ports, {s.latency * 1000:.0f} ms a response), each body read whole and SHA-1 hashed; "
-        "CPU is the client process's user + system time. `archiver` is archiver.fetch.Fetcher (libcurl "
+        "CPU is the client process's user + system time. `archiver` is archiver.fetch.client.Fetcher (libcurl "
         "through pycurl, with its address guard, deadlines and digests), `pycurl` one bare libcurl easy "
         "handle a thread, "
         "`requests` one Session a thread. The wall time is the site's latency bound; the CPU is what capture "

@@ -4,8 +4,8 @@
 
 Makes a sorted synthetic CDXJ of N lines (cdxj_lookup.py's: real SURT keys, 20 WARC files' worth
 of fields; kept in bench/.data/zipnum/ and reused), builds the zipnum cluster with
-archiver.zipnum.write_zipnum (3,000 lines a block by default here; archiver writes 300), optionally loads the
-lines into Redis with archiver.redisindex, then times lookups through pywb's own readers as its
+archiver.index.zipnum.write_zipnum (3,000 lines a block by default here; archiver writes 300), optionally loads the
+lines into Redis with archiver.index.redis, then times lookups through pywb's own readers as its
 warcserver makes them for a replay request: CDXQuery for a URL present in the index, the index
 source's load_index, and cdxops.process_cdx (closest capture, limit 1). The sources alternate
 lookup by lookup after a warm-up (200 each), so they see the same machine and the same page
@@ -28,8 +28,8 @@ from typing import Any
 
 from cdxj_lookup import line, lookup, make, summary, url_of  # bench/ is this script's folder, first on sys.path
 
-from archiver.layout import Collection
-from archiver.zipnum import write_zipnum, zipnum_dir
+from archiver.collection import Collection
+from archiver.index.zipnum import write_zipnum, zipnum_dir
 
 BENCH = Path(__file__).resolve().parent
 
@@ -63,7 +63,7 @@ def main() -> None:
     sources: dict[str, Any] = {"flat": FileIndexSource(str(collection.cdxj_path)),
                                "zipnum": ZipNumIndexSource(str(report.summary), None)}
     if args.redis:
-        from archiver.redisindex import load_redis
+        from archiver.index.redis import load_redis
 
         started = time.perf_counter()
         loaded = load_redis(collection, args.redis, configure=False)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pycurl
 import pytest
 
-from archiver.capture import capture
+from archiver.capture.run import capture
+from archiver.collection import Collection
 from archiver.config import Config
-from archiver.fetch import _Transfer
-from archiver.layout import Collection
+from archiver.fetch.client import _Transfer
 
 from .newsite import NewsSite, seed_document
 

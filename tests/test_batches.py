@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from archiver.batches import BatchJob, SeedPool, bounded_map, collect, run_batch
+from archiver.capture.batch import BatchJob, SeedPool, bounded_map, collect, run_batch
+from archiver.capture.shards import Batcher, batch_key, shard_of
+from archiver.collection import Collection
 from archiver.config import Config
-from archiver.fragments import Entry, fragment_name, read_fragment, write_fragment
-from archiver.index import update_index
-from archiver.layout import Collection
-from archiver.seeds import Seed
-from archiver.shards import Batcher, batch_key, shard_of
+from archiver.index.build import update_index
+from archiver.index.fragments import Entry, fragment_name, read_fragment, write_fragment
+from archiver.index.metadata import Article, Store
+from archiver.seeds.document import Seed
 from archiver.storage import LocalStorage
-from archiver.store import Article, Store
 
 from .newsite import NewsSite
 from .warcs import check_with_third_party_tools
@@ -70,7 +70,7 @@ def test_fragments_keep_rows_exactly(tmp_path: Path) -> None:
 
 def _job(cfg: Config, site: NewsSite, pages: list[str]) -> BatchJob:
     batch_seeds = seeds(*(site.url + page for page in pages))
-    from archiver.shards import Batch
+    from archiver.capture.shards import Batch
 
     collection = Collection.at(cfg.root, "news")
     collection.create()

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import capture
+from archiver.capture.processes import start_processes
+from archiver.capture.run import capture
+from archiver.collection import Collection, locked
 from archiver.config import Config
 from archiver.errors import UsageError
-from archiver.layout import Collection, locked
-from archiver.processes import start_processes
-from archiver.store import Store
+from archiver.index.metadata import Store
 
 from .newsite import CHUNKED, JPEG, PAGES, SAME_BODY, NewsSite, seed_document
 from .warcs import all_records, check_with_third_party_tools

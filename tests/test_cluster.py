@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from archiver.collection import Collection
 from archiver.config import load
 from archiver.export import export
-from archiver.layout import Collection
-from archiver.store import Store
-from archiver.warc import OPEN_SUFFIX
+from archiver.index.metadata import Store
+from archiver.warc.write import OPEN_SUFFIX
 
 from .conftest import FAST_YAML
 from .daskcluster import dask_cluster

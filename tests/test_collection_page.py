@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from archiver import listing
-from archiver.capture import capture
+from archiver.index import listing
+from archiver.capture.run import capture
+from archiver.collection import Collection
 from archiver.config import Config
-from archiver.index import build_index
+from archiver.index.build import build_index
+from archiver.index.listing import MANIFEST, listing_dir, page_name, write_listing
+from archiver.index.metadata import FIELDS, Article, Store
 from archiver.init import init, shipped_templates
-from archiver.layout import Collection
-from archiver.listing import MANIFEST, listing_dir, page_name, write_listing
-from archiver.store import FIELDS, Article, Store
 
 from .newsite import NewsSite, seed_document
 from .replaying import replay_server

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from archiver.collection import Collection
 from archiver.errors import WarcError
-from archiver.layout import Collection
-from archiver.store import Store
-from archiver.warc import OPEN_SUFFIX, iter_members
+from archiver.index.metadata import Store
+from archiver.warc.write import OPEN_SUFFIX, iter_members
 
 from .conftest import FAST_YAML
 from .newsite import NewsSite, seed_document

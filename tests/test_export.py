@@ -8,10 +8,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archiver.collection import Collection
 from archiver.config import Config
 from archiver.export import export, safe_cell
-from archiver.layout import Collection
-from archiver.store import FIELDS, Article, Store
+from archiver.index.metadata import FIELDS, Article, Store
 
 
 def article(url: str = "https://example.org/a", title: str = "t", **changes: object) -> Article:

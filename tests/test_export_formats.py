@@ -16,13 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from archiver import export as export_module
-from archiver.capture import capture
+from archiver.capture.run import capture
 from archiver.cli import cli
+from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.export import Filters, export
-from archiver.layout import Collection
-from archiver.store import FIELDS, Article, Store
+from archiver.index.metadata import FIELDS, Article, Store
 
 from .newsite import NewsSite, seed_document
 

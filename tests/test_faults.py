@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archiver.capture import capture
+from archiver.capture.run import capture
+from archiver.collection import Collection
 from archiver.config import Config
-from archiver.fetch import Fetcher, retry_after_seconds
-from archiver.layout import Collection
-from archiver.store import Store
+from archiver.fetch.client import Fetcher, retry_after_seconds
+from archiver.index.metadata import Store
 
 from .newsite import OK_BODY, NewsSite
 from .warcs import all_records, check_with_third_party_tools

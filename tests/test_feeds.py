@@ -4,13 +4,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from archiver.capture import CaptureReport, capture
+from archiver.capture.run import CaptureReport, capture
 from archiver.cli import cli
+from archiver.collection import Collection
 from archiver.config import Config
-from archiver.feeds import looks_like_feed, parse_feed
-from archiver.layout import Collection
-from archiver.seeds import BadSeed, Seed, iter_seeds
-from archiver.store import Store
+from archiver.index.metadata import Store
+from archiver.seeds.document import BadSeed, Seed, iter_seeds
+from archiver.seeds.feeds import looks_like_feed, parse_feed
 from archiver.watch import parse_every, watch
 
 from .conftest import FAST_YAML

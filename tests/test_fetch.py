@@ -16,8 +16,8 @@ import trustme
 
 from archiver.config import Config
 from archiver.errors import ConfigError
-from archiver.fetch import Exchange, Fetcher
-from archiver.netguard import AddressPolicy
+from archiver.fetch.client import Exchange, Fetcher
+from archiver.fetch.netguard import AddressPolicy
 
 from .newsite import NewsSite
 
@@ -161,7 +161,7 @@ def test_the_block_digest_taken_while_reading_is_the_records(cfg: Config, site: 
     import base64
     import hashlib
 
-    from archiver.warc import response_spec
+    from archiver.warc.write import response_spec
 
     exchange = fetcher(cfg).get(site.url + path)
     spec = response_spec(exchange, "<urn:uuid:1>", "2024-01-01T00:00:00Z")
@@ -251,7 +251,7 @@ def test_an_exception_inside_a_libcurl_callback_is_raised_and_the_handle_starts_
         cfg: Config, site: NewsSite, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]) -> None:
     # Ctrl-C can arrive while libcurl runs archiver's write callback (feeds are fetched in the main
     # thread); anything else raised there, pycurl would print and report as a write error (a cut body)
-    import archiver.fetch as fetch_mod
+    import archiver.fetch.client as fetch_mod
 
     class Interrupted(io.BytesIO):
         def write(self, data: bytes) -> int:  # type: ignore[override]

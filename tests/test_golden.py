@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from archiver.capture import capture
+from archiver.capture.run import capture
 from archiver.config import Config
 from archiver.export import export
 

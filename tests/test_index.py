@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import capture
+from archiver.capture.run import capture
+from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import WarcError
-from archiver.index import build_index, index_file, update_index
-from archiver.layout import Collection
-from archiver.store import Store
-from archiver.warc import OPEN_SUFFIX, iter_members, mend
+from archiver.index.build import build_index, index_file, update_index
+from archiver.index.metadata import Store
+from archiver.warc.write import OPEN_SUFFIX, iter_members, mend
 
 from .conftest import SHARED, capture_pages
 from .newsite import NewsSite
@@ -133,7 +133,7 @@ def test_index_reads_other_tools_files_and_skips_broken_ones(tmp_path: Path) -> 
 
 def test_parallel_indexing_gives_the_same_indexes(cfg: Config, collection: Collection,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import archiver.index as index_mod
+    import archiver.index.build as index_mod
 
     serial = build_index(cfg, "news")
     cdxj = collection.cdxj_path.read_text()
@@ -150,7 +150,7 @@ def test_parallel_indexing_gives_the_same_indexes(cfg: Config, collection: Colle
 def test_pending_lines_are_kept_in_sorted_runs_and_merged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import random
 
-    from archiver import index as index_mod
+    from archiver.index import build as index_mod
 
     monkeypatch.setattr(index_mod, "RUN_LINES", 7)  # many runs, merged in rounds of 3
     monkeypatch.setattr(index_mod, "MERGE_FAN_IN", 3)
@@ -185,7 +185,7 @@ def test_fastwarc_reads_what_warcio_reads(path: Path) -> None:
 
 
 def test_fastwarc_reads_archivers_files_and_common_ones_and_hands_odd_ones_to_warcio(collection: Collection) -> None:
-    from archiver.records import Unsure, fast_readable, read_fast
+    from archiver.warc.read import Unsure, fast_readable, read_fast
 
     def fast(path: Path) -> int:
         return sum(1 for _ in read_fast(path, lambda *_: 0))

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archiver.capture import capture
+from archiver.capture.run import capture
 from archiver.config import Config
 
 from .conftest import FAST

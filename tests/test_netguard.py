@@ -9,8 +9,8 @@ import pytest
 
 from archiver.config import Config
 from archiver.errors import FetchError
-from archiver.fetch import Fetcher
-from archiver.netguard import AddressPolicy, is_public, system_resolver
+from archiver.fetch.client import Fetcher
+from archiver.fetch.netguard import AddressPolicy, is_public, system_resolver
 
 from .newsite import NewsSite
 

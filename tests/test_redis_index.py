@@ -18,14 +18,14 @@ import redis
 import yaml
 from click.testing import CliRunner
 
-from archiver.capture import capture
+from archiver.capture.run import capture
 from archiver.cli import cli
+from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import ReplayIndexError, UsageError
+from archiver.index.pywbconfig import set_collection_index
+from archiver.index.redis import load_redis, parse_redis_url
 from archiver.init import init
-from archiver.layout import Collection
-from archiver.pywbconfig import set_collection_index
-from archiver.redisindex import load_redis, parse_redis_url
 
 from .conftest import capture_pages
 from .newsite import PAGES, NewsSite

@@ -2,7 +2,7 @@
 
 wayback's gevent server writes a response in several sends without TCP_NODELAY, so on a keep-alive
 connection (what browsers use) the last small send waits for the client's delayed ACK: every request
-after the first takes ~48 ms, the server idle meanwhile. archiver's replay server (archiver/replay_server.py)
+after the first takes ~48 ms, the server idle meanwhile. archiver's replay server (archiver/replay/server.py)
 serves the same pywb app with TCP_NODELAY and reads records in-process. Both are started over the same
 root here and measured in the same run, alternating, as a ratio; they must also send the same pages.
 """
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import capture
-from archiver.children import die_with_parent
+from archiver._process import die_with_parent
+from archiver.capture.run import capture
+from archiver.collection import Collection
 from archiver.config import Config
+from archiver.index.metadata import Store
 from archiver.init import init
-from archiver.layout import Collection
-from archiver.replay import start_replay
-from archiver.store import Store
+from archiver.replay.launch import start_replay
 
 from .newsite import NewsSite, seed_document
 from .processes import stop
@@ -105,9 +105,9 @@ def test_only_the_replay_server_imports_pywb() -> None:
     """pywb monkey-patches the process that imports it with gevent: that must be the replay server's alone."""
     code = (
         "import importlib, pkgutil, sys, archiver\n"
-        "for m in pkgutil.iter_modules(archiver.__path__):\n"
-        "    if m.name not in ('__main__', 'replay_server'):\n"
-        "        importlib.import_module('archiver.' + m.name)\n"
+        "for m in pkgutil.walk_packages(archiver.__path__, 'archiver.'):\n"
+        "    if m.name not in ('archiver.__main__', 'archiver.replay.server'):\n"
+        "        importlib.import_module(m.name)\n"
         "print(sorted({n.split('.')[0] for n in sys.modules} & {'pywb', 'gevent'}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import capture
+from archiver.capture.run import capture
+from archiver.collection import Collection
 from archiver.config import Config
-from archiver.index import build_index
-from archiver.layout import Collection
-from archiver.pywbconfig import set_collection_index
+from archiver.index.build import build_index
+from archiver.index.metadata import Store
+from archiver.index.pywbconfig import set_collection_index
 from archiver.storage import collection_storage
-from archiver.store import Store
 
 from .newsite import NewsSite, seed_document
 from .replaying import replay_server

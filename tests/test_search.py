@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archiver.capture import capture
+from archiver.capture.run import capture
 from archiver.cli import cli
+from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import ConfigError, UsageError
-from archiver.index import build_index
-from archiver.layout import Collection
+from archiver.index.build import build_index
+from archiver.index.fulltext import pending, shard_paths, update_search
+from archiver.index.metadata import Store
 from archiver.search import search
-from archiver.store import Store
-from archiver.textindex import pending, shard_paths, update_search
 
 from .newsite import NewsSite, seed_document
 
@@ -82,8 +82,8 @@ def test_results_from_every_shard_are_merged_in_rank_order(tmp_path: Path) -> No
     import sqlite3
     from dataclasses import replace
 
-    from archiver.store import Article
-    from archiver.textindex import SHARDS, shard_paths
+    from archiver.index.fulltext import SHARDS, shard_paths
+    from archiver.index.metadata import Article
 
     cfg = Config(root=tmp_path)
     collection = Collection.at(tmp_path, "news")

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver.errors import SeedError
-from archiver.seeds import BadSeed, Seed, iter_seeds, parse_date_line, parse_seed_document, parse_url_list
+from archiver.seeds.document import BadSeed, Seed, iter_seeds, parse_date_line, parse_seed_document, parse_url_list
 
 from .conftest import SHARED
 

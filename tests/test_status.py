@@ -8,12 +8,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from archiver.capture import capture
+from archiver.capture.run import capture
 from archiver.cli import cli
+from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.export import export
-from archiver.layout import Collection
 from archiver.status import status
 
 from .newsite import NewsSite, seed_document

@@ -26,13 +26,13 @@ import pytest
 from click.testing import CliRunner
 
 import archiver.wacz as wacz_module
-from archiver.capture import capture
+from archiver.capture.run import capture
 from archiver.cli import cli
+from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import ArchiverError, UsageError
-from archiver.index import build_index
-from archiver.layout import Collection
-from archiver.store import Article, Store
+from archiver.index.build import build_index
+from archiver.index.metadata import Article, Store
 from archiver.wacz import WaczRefused, WaczReport, member_name, wacz
 
 from .browser import browser_page
@@ -399,7 +399,7 @@ def test_cli_prints_a_one_line_summary(packed: Packed, tmp_path: Path) -> None:
 
 
 def test_a_capture_running_on_the_collection_blocks_packaging(packed: Packed, tmp_path: Path) -> None:
-    from archiver.layout import locked
+    from archiver.collection import locked
 
     with locked(packed.collection), pytest.raises(UsageError, match="another archiver process"):
         wacz(packed.cfg, "news", tmp_path / "x.wacz")

@@ -19,7 +19,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from archiver.errors import WarcError
-from archiver.warc import (
+from archiver.warc.write import (
     RecordSpec,
     WarcFile,
     encode_record,
@@ -113,7 +113,7 @@ def test_records_are_byte_for_byte_what_warcio_writes(index: int) -> None:
 
 
 def test_a_payload_larger_than_one_read_is_streamed_with_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    import archiver.warc as warc
+    import archiver.warc.write as warc
 
     monkeypatch.setattr(warc, "_READ", 1000)
     monkeypatch.setattr(warc, "SPOOL_MEMBER", 2000)  # and the member spills to a temporary file

@@ -15,14 +15,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from archiver.capture import capture
+from archiver.capture.run import capture
 from archiver.cli import cli
+from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import ConfigError, ReplayIndexError
+from archiver.index.pywbconfig import collection_index, set_collection_index
+from archiver.index.zipnum import LOC_NAME, SUMMARY_NAME, build_zipnum, read_zipnum, write_zipnum
 from archiver.init import init
-from archiver.layout import Collection
-from archiver.pywbconfig import collection_index, set_collection_index
-from archiver.zipnum import LOC_NAME, SUMMARY_NAME, build_zipnum, read_zipnum, write_zipnum
 
 from .conftest import capture_pages
 from .newsite import PAGES, NewsSite

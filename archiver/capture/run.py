@@ -1,0 +1,213 @@
+"""Capture: fetch each seed's article page and lead image into WARC files.
+
+Seeds stream in (a list of millions is never held in memory) and go to the engine (engines.py),
+which cuts them into batches by host and runs each batch as a task (batches.py): in threads here,
+in worker processes, or on a Dask cluster. A batch commits its WARC files and then its metadata
+fragment; this process merges the fragments' rows into the metadata index (which doubles as the
+capture journal) and keeps their replay-index lines until the end of the run. An interrupted run
+loses nothing it reported, and the next run resumes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO
+
+from archiver import init as init_mod
+from archiver.capture.engine import BatchEngine, Runner, ThreadRunner
+from archiver.capture.processes import start_processes
+from archiver.collection import Collection, locked
+from archiver.config import Config
+from archiver.errors import ArchiverError, SeedError, UsageError
+from archiver.fetch.client import Fetcher
+from archiver.fetch.netguard import AddressPolicy
+from archiver.index import build as index_mod
+from archiver.index.follow import follow_cdxj
+from archiver.index.fragments import Entry
+from archiver.index.listing import write_listing
+from archiver.index.metadata import Store
+from archiver.seeds.document import BadSeed, Seed, check_url, iter_seeds
+from archiver.seeds.feeds import fetch_feed
+from archiver.warc.write import new_record_id, utc_now
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress, as the capture goes: kind is captured, failed, invalid, skipped or duplicate."""
+
+    kind: str
+    source: str
+    url: str = ""
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass
+class CaptureReport:
+    captured: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    failures: list[Event] = field(default_factory=list)
+    interrupted: bool = False
+    files: int = 0  # complete WARC files the run added
+    replay_index: str = ""  # the collection's own replay index (zipnum, Redis), brought up to date
+    replay_index_error: str = ""  # ...or why it could not be
+
+    @property
+    def failed_by_reason(self) -> Counter[str]:
+        return Counter(e.reason for e in self.failures)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.interrupted
+
+
+def capture(
+    cfg: Config,
+    sources: Iterable[str],
+    collection_name: str | None = None,
+    stdin: IO[str] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    new_id: Callable[[], str] = new_record_id,
+    policy: AddressPolicy | None = None,
+    feeds: Iterable[str] = (),
+    runner: Runner | None = None,
+) -> CaptureReport:
+    """Capture every seed named by `sources` and every item of the `feeds` (RSS/Atom URLs)
+    into the collection; never raises for one bad seed.
+
+    `runner`: the worker processes from `processes.start_processes(cfg)`, started before the
+    caller imported this module; capture uses them and closes them (also when it fails).
+    `clock`, `new_id` and `policy` are for tests; when any is given, capture runs in this
+    process (they cannot travel to worker processes or a cluster).
+    """
+    try:
+        return _capture(cfg, sources, collection_name, stdin, on_event, clock, new_id, policy, feeds, runner)
+    finally:
+        if runner is not None:
+            runner.close()  # (the engine closed it already when it ran)
+
+
+def _capture(cfg: Config, sources: Iterable[str], collection_name: str | None, stdin: IO[str] | None,
+             on_event: Callable[[Event], None] | None, clock: Callable[[], datetime], new_id: Callable[[], str],
+             policy: AddressPolicy | None, feeds: Iterable[str], runner: Runner | None) -> CaptureReport:
+    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
+    init_mod.init(cfg, collection.name)
+    injected = clock is not utc_now or new_id is not new_record_id or policy is not None
+    if injected and (cfg.cluster or runner is not None):
+        raise UsageError("an injected clock, ID source or address policy cannot travel to other processes")
+    with locked(collection):
+        index_mod.refresh(collection, rebuild=False, cfg=cfg)  # mends and indexes leftovers of a killed run
+        if runner is None and cfg.cluster:
+            from archiver._dask import DaskRunner, connect
+
+            runner = DaskRunner(connect(cfg.cluster))
+        elif runner is None:
+            runner = (start_processes(cfg) if not injected else None) or ThreadRunner(cfg, clock, new_id, policy)
+        engine = BatchEngine(cfg, collection, runner, clock)
+        seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin))
+        report = _run(cfg, collection, seeds, on_event or (lambda event: None), engine)
+        if report.files:
+            try:  # replay reads a zipnum or Redis copy of index.cdxj: it must see the new captures too
+                report.replay_index = follow_cdxj(collection)
+            except ArchiverError as exc:  # the capture itself is complete and indexed
+                report.replay_index_error = str(exc)
+        return report
+
+
+def _feed_items(cfg: Config, feeds: Iterable[str], clock: Callable[[], datetime],
+                policy: AddressPolicy | None) -> Iterator[Seed | BadSeed]:
+    feeds = list(feeds)
+    if not feeds:
+        return
+    fetcher = Fetcher(cfg, clock, policy)
+    try:
+        for url in feeds:
+            try:
+                check_url(url, url)
+            except SeedError as exc:
+                yield BadSeed(url, exc.reason, exc.detail)
+                continue
+            yield from fetch_feed(url, fetcher)
+    finally:
+        fetcher.close()
+
+
+def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
+         notify: Callable[[Event], None], engine: BatchEngine) -> CaptureReport:
+    report = CaptureReport()
+    seen: set[str] = set()
+    # the replay-index lines of this run's records, kept in sorted runs (memory stays flat)
+    with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines:
+
+        def record(results: list[Entry]) -> None:
+            _record(results, store, lines, report, notify)
+
+        files = []
+        try:
+            try:
+                for seed in _todo(seeds, store, seen, report, notify):
+                    while not engine.room():
+                        record(engine.results(1.0))
+                    engine.submit(seed)
+                engine.end_of_input()
+                while engine.pending():
+                    record(engine.results(1.0))
+            except KeyboardInterrupt:
+                report.interrupted = True
+                engine.cancel()  # seeds not started are dropped; batches in flight finish
+                while engine.pending():
+                    record(engine.results(1.0))
+        finally:
+            files = engine.close()
+        # every file of the run is complete: its records join the replay index
+        index_mod.add_files(collection, store, files, lines)
+        report.files = len(files)
+        # the collection page's JSON (listing.py): rewritten when the run added files, or missing
+        write_listing(collection, store, changed=bool(files))
+    return report
+
+
+def _todo(items: Iterator[Seed | BadSeed], store: Store, seen: set[str], report: CaptureReport,
+          notify: Callable[[Event], None]) -> Iterator[Seed]:
+    for item in items:
+        if isinstance(item, BadSeed):
+            event = Event("invalid", item.source, reason=item.reason, detail=item.detail)
+            report.failures.append(event)
+            notify(event)
+        elif item.url in seen:
+            report.duplicates += 1
+            notify(Event("duplicate", item.source, item.url))
+        elif store.is_captured(item.url):
+            seen.add(item.url)
+            report.skipped += 1
+            notify(Event("skipped", item.source, item.url))
+        else:
+            seen.add(item.url)
+            yield item
+
+
+def _record(results: list[Entry], store: Store, lines: index_mod.PendingLines, report: CaptureReport,
+            notify: Callable[[Event], None]) -> None:
+    if not results:
+        return
+    with store.transaction():  # one commit for the lot; their batches are committed already
+        for result in results:
+            store.put(result.article)
+            if result.text:  # searchable once `archiver search` has indexed it (textindex.py)
+                store.queue_text(result.article.url, result.article.search_title, result.text)
+            lines.add(result.cdxj)
+    for result in results:
+        article = result.article
+        if article.error:
+            event = Event("failed", article.source, article.url, article.error, result.detail)
+            report.failures.append(event)
+        else:
+            event = Event("captured", article.source, article.url)
+            report.captured += 1
+        notify(event)

@@ -1,0 +1,113 @@
+"""Seeds grouped into shards by host, and shards cut into batches: the units of capture work.
+
+A shard is a stable hash of the host (host:port), so a host's seeds always land in the same shard,
+on this machine or a cluster, run after run. A batch is up to `batch_size` seeds of one shard; its
+key is a hash of its URLs, so the same batch gets the same key (and the same output names) when it
+is run again. At most one batch per shard is in flight: a host is never fetched from two workers
+at once, and the per-host politeness limits inside a batch hold for the whole capture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from archiver.seeds.document import Seed
+
+
+def host_of(url: str) -> str:
+    """host:port, the unit of politeness."""
+    return urlsplit(url).netloc.rsplit("@", 1)[-1].lower()
+
+
+def shard_of(url: str, shards: int) -> int:
+    """The shard of a URL's host; stable across runs, processes and machines (unlike hash())."""
+    digest = hashlib.blake2b(host_of(url).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def batch_key(seeds: list[Seed]) -> str:
+    digest = hashlib.blake2b(digest_size=6)
+    for seed in seeds:
+        digest.update(seed.url.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Batch:
+    shard: int
+    key: str
+    seeds: list[Seed]
+
+    @property
+    def name(self) -> str:
+        """What the batch's outputs are called (WARC files and metadata fragment)."""
+        return f"{self.shard:04d}-{self.key}"
+
+    @property
+    def hosts(self) -> int:
+        return len({host_of(seed.url) for seed in self.seeds})
+
+
+@dataclass
+class _Buffer:
+    seeds: list[Seed] = field(default_factory=list)
+    since: float = 0.0  # when its oldest seed arrived
+
+
+class Batcher:
+    """Seeds in, batches out.
+
+    A shard's batch leaves when it is full, when its oldest seed has waited `max_wait` seconds
+    (seeds that trickle in, from a feed or stdin, are not held back for long), or when the input
+    has ended; never while the shard has a batch in flight.
+    """
+
+    def __init__(self, shards: int, batch_size: int, max_wait: float,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.shards = shards
+        self.batch_size = batch_size
+        self.max_wait = max_wait
+        self.now = now
+        self.buffers: dict[int, _Buffer] = {}
+        self.buffered = 0
+
+    def add(self, seed: Seed) -> None:
+        shard = shard_of(seed.url, self.shards)
+        buffer = self.buffers.get(shard)
+        if buffer is None:
+            buffer = self.buffers[shard] = _Buffer(since=self.now())
+        buffer.seeds.append(seed)
+        self.buffered += 1
+
+    def take(self, busy: set[int], ended: bool, limit: int, crowded: bool = False) -> list[Batch]:
+        """Up to `limit` batches ready to run, from shards not in `busy`.
+
+        `crowded`: the buffers are full, so the biggest shards leave even before they are full.
+        """
+        now = self.now()
+        ready = [
+            shard for shard, buffer in self.buffers.items()
+            if shard not in busy and (ended or crowded or len(buffer.seeds) >= self.batch_size
+                                      or now - buffer.since >= self.max_wait)
+        ]
+        ready.sort(key=lambda shard: (-len(self.buffers[shard].seeds), shard))
+        return [self._cut(shard) for shard in ready[:limit]]
+
+    def _cut(self, shard: int) -> Batch:
+        buffer = self.buffers[shard]
+        seeds, rest = buffer.seeds[:self.batch_size], buffer.seeds[self.batch_size:]
+        if rest:
+            buffer.seeds, buffer.since = rest, self.now()
+        else:
+            del self.buffers[shard]
+        self.buffered -= len(seeds)
+        return Batch(shard, batch_key(seeds), seeds)
+
+    def drop(self) -> int:
+        """Forget every buffered seed (Ctrl-C); returns how many."""
+        dropped, self.buffers, self.buffered = self.buffered, {}, 0
+        return dropped

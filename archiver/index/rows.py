@@ -1,0 +1,93 @@
+"""How one seed's capture becomes its metadata row; shared by capture and by the index rebuild,
+so that both always produce the same row from the same records."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from archiver.extract.page import PageInfo
+from archiver.index.metadata import Article
+from archiver.seeds.document import Seed
+from archiver.warc.write import Written, feed_copy_url, timestamp14_of
+
+
+@dataclass(frozen=True)
+class SeedRecord:
+    """What the seed's metadata record says about the capture attempt."""
+
+    seed: Seed
+    date: str  # WARC-Date of the attempt
+    error: str
+    lead_image: str
+    lead_image_status: str
+    record: Written
+    attempts: int | None = None
+
+
+def iso_seconds(warc_date: str) -> str:
+    """WARC-Date as ISO 8601 UTC to the second, e.g. 2023-10-06T00:45:01Z."""
+    t = timestamp14_of(warc_date)
+    return f"{t[0:4]}-{t[4:6]}-{t[6:8]}T{t[8:10]}:{t[10:12]}:{t[12:14]}Z"
+
+
+def build_article(
+    collection: str,
+    attempt: SeedRecord,
+    response: Written | None,
+    page: PageInfo | None,
+    feed_copy: Written | None,
+) -> Article:
+    seed = attempt.seed
+    # the row points at the live page's record; failing that the feed copy; failing that the seed
+    where = response if (response is not None and not attempt.error) else (feed_copy or response or attempt.record)
+    if response is not None and not attempt.error:
+        replay = f"/{collection}/{timestamp14_of(response.date)}/{seed.url}"
+    elif feed_copy is not None:
+        replay = f"/{collection}/{timestamp14_of(feed_copy.date)}/{feed_copy.uri}"
+    elif response is not None:
+        replay = f"/{collection}/{timestamp14_of(response.date)}/{seed.url}"
+    else:
+        replay = ""
+    return Article(
+        url=seed.url,
+        title=seed.title,
+        seed_timestamp=seed.timestamp_ms,
+        seed_time=seed.seed_time,
+        page_title=page.title if page else "",
+        published=(page.published if page and page.published else seed.published),
+        capture_time=iso_seconds(response.date if response is not None else attempt.date),
+        status=int(response.status) if response is not None and response.status.isdigit() else None,
+        final_url=response.uri if response is not None else "",
+        lead_image_url=attempt.lead_image,
+        lead_image_status=attempt.lead_image_status,
+        warc_file=where.filename,
+        warc_offset=where.offset,
+        warc_length=where.length,
+        payload_digest=("sha1:" + where.digest) if where.digest else "",
+        replay_path=replay,
+        source=seed.source,
+        error=attempt.error,
+        attempts=attempt.attempts,
+    )
+
+
+def render_feed_copy(seed: Seed, error: str, body_html: str) -> bytes:
+    """The feed's copy of an article as a page of its own, saying plainly what it is."""
+    title = html.escape(seed.title or seed.url)
+    note = (
+        "Feed copy: this is the article as the news feed delivered it; the live page "
+        f"<a href=\"{html.escape(seed.url)}\">{html.escape(seed.url)}</a> could not be captured "
+        f"({html.escape(error)})."
+    )
+    when = f"<p>Feed time: {html.escape(seed.seed_time)}</p>" if seed.seed_time else ""
+    page = (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title></head><body>\n"
+        f"<p class=\"archiver-feed-copy\" style=\"background:#fff3cd;padding:.5em\">{note}</p>\n"
+        f"<h1>{title}</h1>{when}\n{body_html}\n</body></html>\n"
+    )
+    return page.encode("utf-8")
+
+
+__all__ = ["SeedRecord", "build_article", "feed_copy_url", "render_feed_copy"]
