@@ -1,23 +1,20 @@
-"""Running capture batches and index tasks on a Dask distributed cluster (`--cluster ADDRESS`).
+"""A Dask distributed cluster as archiver uses it (`--cluster ADDRESS`): connect, run tasks, collect outcomes.
 
 The scheduler is the user's (started by hand, dask-kubernetes, dask-jobqueue...); archiver only
 connects as a client. The workers must see the archive root at the same path (a shared filesystem)
 and have archiver installed. Dask re-runs a task whose worker died; the commit protocol of
-batches.py (and of index parts) makes a task that ran twice leave its outputs once.
+capture/batch.py (and of index parts) makes a task that ran twice leave its outputs once.
 
-`distributed` is imported only here and only when a cluster is used: it is large, and importing
+`distributed` is imported only inside these functions, when a cluster is used: it is large, and importing
 it has no business in a local run.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from archiver.capture.batch import BatchDone, BatchJob, Outcome, run_batch
 from archiver.errors import ClusterError
 
 
@@ -42,60 +39,7 @@ def worker_threads(client: Any) -> int:
     return int(sum(client.nthreads().values()))
 
 
-class DaskRunner:
-    """Capture batches as Dask tasks; at most two per worker thread in flight."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.futures: dict[Any, BatchJob] = {}
-        # Ctrl-C reaches the tasks through a Dask Event, known to them by name: they skip the seeds
-        # they have not started
-        self.stop_event = f"archiver-stop-{uuid.uuid4().hex}"
-        self._slots = 0
-        self._checked = 0.0
-
-    def slots(self) -> int:
-        if time.monotonic() - self._checked > 5:  # workers come and go; ask now and then
-            self._slots = 2 * worker_threads(self.client)
-            self._checked = time.monotonic()
-        return max(self._slots, 1)
-
-    def has_room(self) -> bool:
-        return len(self.futures) < self.slots()
-
-    def start(self, job: BatchJob) -> None:
-        # the key names the batch: a task resubmitted for the same batch is the same task
-        future = self.client.submit(_run_batch_task, job, self.stop_event, key=f"archiver-capture-{job.name}",
-                                    pure=False, retries=0)
-        self.futures[future] = job
-
-    def finished(self, timeout: float) -> list[tuple[BatchJob, Outcome]]:
-        done = _wait_first(self.client, list(self.futures), timeout)
-        out: list[tuple[BatchJob, Outcome]] = []
-        for future in done:
-            job = self.futures.pop(future)
-            out.append((job, _outcome(future)))
-        return out
-
-    def stop(self) -> list[BatchJob]:
-        from distributed import Event
-
-        Event(self.stop_event, client=self.client).set()
-        return []  # tasks on a cluster may have started anywhere: they commit what they did
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def _run_batch_task(job: BatchJob, stop_name: str) -> BatchDone:
-    """The Dask task: run_batch, with the stop flag bound to this worker's client (the batch's own
-    threads, which ask it, are no Dask threads and could not find the client themselves)."""
-    from distributed import Event, get_client
-
-    return run_batch(job, stop=Event(stop_name, client=get_client()))
-
-
-def _wait_first(client: Any, futures: list[Any], timeout: float) -> list[Any]:
+def wait_first(client: Any, futures: list[Any], timeout: float) -> list[Any]:
     from distributed import wait
 
     if not futures:
@@ -107,7 +51,7 @@ def _wait_first(client: Any, futures: list[Any], timeout: float) -> list[Any]:
         return []
 
 
-def _outcome(future: Any) -> Any:
+def outcome(future: Any) -> Any:
     if future.status == "finished":
         return future.result()
     if future.status == "cancelled":
@@ -125,4 +69,4 @@ def map_tasks(client: Any, fn: Callable[..., Any], items: list[Any], *args: Any,
     futures = {client.submit(fn, item, *args, key=key(item), pure=False): item for item in items}
     with client.as_current():  # archiver's client is not made the process's default one
         for future in as_completed(futures):
-            yield futures[future], _outcome(future)
+            yield futures[future], outcome(future)

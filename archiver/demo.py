@@ -20,7 +20,7 @@ from bs4 import BeautifulSoup
 
 from archiver.capture.run import CaptureReport, Event, capture
 from archiver.config import Config
-from archiver.extract.page import html_text
+from archiver.extract.decode import html_text
 
 DEMO_COLLECTION = "demo"
 

@@ -29,7 +29,7 @@ from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.index.metadata import FIELDS, Store
-from archiver.warc.write import FEED_COPY_HOST
+from archiver.warc.record import article_url
 
 FORMATS = ("csv", "jsonl", "parquet", "cdxj")
 TEXT_FORMATS = ("csv", "jsonl", "cdxj")
@@ -329,22 +329,13 @@ def _cdxj_filter(filters: Filters) -> Callable[[str], bool]:
             return False
         if statuses and not any(_status_matches(v, str(fields.get("status", ""))) for v in statuses):
             return False
-        return host_ok is None or host_ok(_article_url(str(fields.get("url", ""))))
+        return host_ok is None or host_ok(article_url(str(fields.get("url", ""))))
 
     return keep
 
 
 def _status_matches(value: str, status: str) -> bool:
     return status == value if value.isdigit() else (len(status) == 3 and status[0] == value[0])
-
-
-def _article_url(url: str) -> str:
-    """The article URL a record stands for: a feed copy is filed under its article's host."""
-    prefix = f"https://{FEED_COPY_HOST}/"
-    if url.startswith(prefix):
-        scheme, _, rest = url[len(prefix):].partition("/")
-        return f"{scheme}://{rest}"
-    return url
 
 
 # --- parquet ---------------------------------------------------------------------------------

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from archiver.collection import Collection
 from archiver.config import CONFIG_KEYS, KEY_HELP, Config
+from archiver.replay.templates import install_templates
 
 _PYWB_SETTINGS = """\
 # pywb settings: https://pywb.readthedocs.io/en/latest/manual/configuring.html
@@ -21,39 +20,6 @@ framed_replay: true
 # Memento (RFC 7089) TimeGates and TimeMaps for every collection.
 enable_memento: true
 """
-
-
-TEMPLATES_DIR = "templates"
-
-
-def shipped_templates() -> dict[str, bytes]:
-    """pywb templates that archiver ships (file name -> content), each fixing pywb's own.
-
-    pywb reads `<root>/templates/` before its built-in templates; each file's header says what
-    it fixes (frame_insert.html: the reflected XSS of pywb issue #923).
-    """
-    folder = resources.files("archiver.replay") / TEMPLATES_DIR
-    return {item.name: item.read_bytes() for item in folder.iterdir()
-            if item.is_file() and item.name.endswith(".html")}
-
-
-def install_templates(root: Path) -> list[str]:
-    """Write the shipped templates into `<root>/templates/`; a file already there is left alone.
-
-    Returns the paths written, relative to the root. A template the user has changed stays theirs.
-    """
-    folder = root / TEMPLATES_DIR
-    folder.mkdir(exist_ok=True)
-    written = []
-    for name, content in sorted(shipped_templates().items()):
-        target = folder / name
-        if target.exists():
-            continue
-        partial = folder / f".{name}.part"
-        partial.write_bytes(content)
-        os.replace(partial, target)  # never leave a half-written template for pywb to load
-        written.append(f"{TEMPLATES_DIR}/{name}")
-    return written
 
 
 def config_text(cfg: Config) -> str:

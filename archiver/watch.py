@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from archiver.capture.run import CaptureReport, Event, capture
 from archiver.config import Config
 from archiver.errors import UsageError
+from archiver.seeds.model import looks_like_url
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -37,7 +38,7 @@ def watch(cfg: Config, feeds: Iterable[str], every: float, collection_name: str 
     feeds = list(feeds)
     if not feeds:
         raise UsageError("name at least one feed (a URL or a file)")
-    urls = [f for f in feeds if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", f)]
+    urls = [f for f in feeds if looks_like_url(f)]
     files = [f for f in feeds if f not in urls]
     done = 0
     while rounds is None or done < rounds:

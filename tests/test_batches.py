@@ -18,7 +18,7 @@ from archiver.config import Config
 from archiver.index.build import update_index
 from archiver.index.fragments import Entry, fragment_name, read_fragment, write_fragment
 from archiver.index.metadata import Article, Store
-from archiver.seeds.document import Seed
+from archiver.seeds.model import Seed
 from archiver.storage import LocalStorage
 
 from .newsite import NewsSite

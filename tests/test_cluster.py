@@ -21,7 +21,7 @@ from archiver.collection import Collection
 from archiver.config import load
 from archiver.export import export
 from archiver.index.metadata import Store
-from archiver.warc.write import OPEN_SUFFIX
+from archiver.warc.record import OPEN_SUFFIX
 
 from .conftest import FAST_YAML
 from .daskcluster import dask_cluster

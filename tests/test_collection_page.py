@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 
-from archiver.index import listing
 from archiver.capture.run import capture
 from archiver.collection import Collection
 from archiver.config import Config
+from archiver.index import listing
 from archiver.index.build import build_index
 from archiver.index.listing import MANIFEST, listing_dir, page_name, write_listing
 from archiver.index.metadata import FIELDS, Article, Store
-from archiver.init import init, shipped_templates
+from archiver.init import init
+from archiver.replay.templates import shipped_templates
 
 from .newsite import NewsSite, seed_document
 from .replaying import replay_server

@@ -8,7 +8,8 @@ import zlib
 
 import pytest
 
-from archiver.extract.page import MAX_DECODED, decode_body, html_text, page_info
+from archiver.extract.decode import MAX_DECODED, decode_body, html_text
+from archiver.extract.page import page_info
 
 TITLE = "朱镕基视察港口：镕字不在 GB2312 里"
 BODY = f"<html><head><title>{TITLE}</title></head><body><p>{'新闻正文。' * 50}</p></body></html>"

@@ -9,8 +9,9 @@ from archiver.cli import cli
 from archiver.collection import Collection
 from archiver.config import Config
 from archiver.index.metadata import Store
-from archiver.seeds.document import BadSeed, Seed, iter_seeds
 from archiver.seeds.feeds import looks_like_feed, parse_feed
+from archiver.seeds.model import BadSeed, Seed
+from archiver.seeds.sources import iter_seeds
 from archiver.watch import parse_every, watch
 
 from .conftest import FAST_YAML

@@ -11,13 +11,15 @@ from archiver.capture.run import capture
 from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import WarcError
-from archiver.index.build import build_index, index_file, update_index
+from archiver.index.build import build_index, update_index
 from archiver.index.metadata import Store
-from archiver.warc.write import OPEN_SUFFIX, iter_members, mend
+from archiver.index.reader import index_file
+from archiver.warc.record import OPEN_SUFFIX
+from archiver.warc.write import mend
 
 from .conftest import SHARED, capture_pages
 from .newsite import NewsSite
-from .warcs import check_with_third_party_tools
+from .warcs import check_with_third_party_tools, record_spans
 
 PYWB = SHARED / "real-warcs" / "pywb"
 
@@ -77,14 +79,15 @@ def test_a_changed_file_triggers_a_rebuild(cfg: Config, collection: Collection) 
 
 def test_a_cut_open_file_is_mended_to_its_last_complete_record(cfg: Config, collection: Collection) -> None:
     source = collection.warc_files()[0]
-    members = list(iter_members(source))
-    cut_at = members[2].offset + members[2].length // 2  # in the middle of the third record
+    members = record_spans(source)
+    third, length = members[2]
+    cut_at = third + length // 2  # in the middle of the third record
     leftover = source.with_name("leftover-00001.warc.gz" + OPEN_SUFFIX)
     leftover.write_bytes(source.read_bytes()[:cut_at])
     final, cut = mend(leftover)
     assert final.name == "leftover-00001.warc.gz" and not leftover.exists()
-    assert final.stat().st_size == members[2].offset
-    assert cut == cut_at - members[2].offset
+    assert final.stat().st_size == third
+    assert cut == cut_at - third
     check_with_third_party_tools(collection.archive_dir)
 
 
@@ -150,7 +153,7 @@ def test_parallel_indexing_gives_the_same_indexes(cfg: Config, collection: Colle
 def test_pending_lines_are_kept_in_sorted_runs_and_merged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import random
 
-    from archiver.index import build as index_mod
+    from archiver.index import cdxj as index_mod
 
     monkeypatch.setattr(index_mod, "RUN_LINES", 7)  # many runs, merged in rounds of 3
     monkeypatch.setattr(index_mod, "MERGE_FAN_IN", 3)
@@ -221,9 +224,8 @@ def test_pages_are_found_whatever_the_record_order(collection: Collection, tmp_p
     """A seed's page is parsed from the first read when its metadata record follows it (as archiver
     writes them), and read again from the file when it does not (other orders, other tools)."""
     source = collection.warc_files()[0]
-    members = list(iter_members(source))
     raw = source.read_bytes()
-    chunks = [raw[m.offset:m.offset + m.length] for m in members]
+    chunks = [raw[offset:offset + length] for offset, length in record_spans(source)]
     reordered = tmp_path / "reordered.warc.gz"
     reordered.write_bytes(chunks[0] + b"".join(reversed(chunks[1:])))  # every metadata record before its page
 

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver.errors import SeedError
-from archiver.seeds.document import BadSeed, Seed, iter_seeds, parse_date_line, parse_seed_document, parse_url_list
+from archiver.seeds.document import parse_date_line, parse_seed_document
+from archiver.seeds.model import BadSeed, Seed
+from archiver.seeds.sources import iter_seeds, parse_url_list
 
 from .conftest import SHARED
 

@@ -21,7 +21,8 @@ from jinja2.utils import htmlsafe_json_dumps
 
 from archiver.cli import cli
 from archiver.config import Config
-from archiver.init import init, shipped_templates
+from archiver.init import init
+from archiver.replay.templates import shipped_templates
 
 from .browser import browser_page
 from .newsite import NewsSite, seed_document

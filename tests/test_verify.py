@@ -23,7 +23,7 @@ from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.index.build import build_index
 from archiver.verify import KINDS, VerifyReport, verify
-from archiver.warc.write import OPEN_SUFFIX
+from archiver.warc.record import OPEN_SUFFIX
 
 from .conftest import SHARED, capture_pages
 from .newsite import NewsSite

@@ -19,11 +19,11 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from archiver.errors import WarcError
+from archiver.warc.record import http_head
 from archiver.warc.write import (
     RecordSpec,
     WarcFile,
     encode_record,
-    http_head,
     metadata_spec,
     request_spec,
     resource_spec,

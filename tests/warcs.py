@@ -26,6 +26,17 @@ def records(path: Path) -> list[dict]:
     return out
 
 
+def record_spans(path: Path) -> list[tuple[int, int]]:
+    """(offset, length) of every record, as warcio (and so pywb) finds them."""
+    spans = []
+    with path.open("rb") as fh:
+        iterator = ArchiveIterator(fh)
+        for _ in iterator:
+            iterator.read_to_end()
+            spans.append((iterator.get_record_offset(), iterator.get_record_length()))
+    return spans
+
+
 def all_records(directory: Path) -> list[dict]:
     return [r for path in sorted(directory.glob("*.warc.gz")) for r in records(path)]
 

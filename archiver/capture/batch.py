@@ -30,9 +30,9 @@ from archiver.config import Config
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy
 from archiver.index.fragments import Entry, orphans, write_fragment
-from archiver.seeds.document import Seed
+from archiver.seeds.model import Seed
 from archiver.storage import collection_storage
-from archiver.warc.write import OPEN_SUFFIX, new_record_id, utc_now
+from archiver.warc.record import OPEN_SUFFIX, new_record_id, utc_now
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -8,7 +8,7 @@ collection's indexes. Only the runner differs:
 * `ThreadRunner`: batches in threads of this process (also the path for injected clocks and IDs);
 * `processes.ProcessRunner`: worker processes running batches in threads (one process is limited
   to about one core by Python's GIL);
-* `cluster.DaskRunner`: tasks on a Dask distributed cluster (`--cluster`).
+* `dask.DaskRunner`: tasks on a Dask distributed cluster (`--cluster`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from archiver.config import Config
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy
 from archiver.index.fragments import Entry
-from archiver.seeds.document import Seed
-from archiver.warc.write import new_record_id, timestamp14, utc_now
+from archiver.seeds.model import Seed
+from archiver.warc.record import new_record_id, timestamp14, utc_now
 
 
 class Runner(Protocol):

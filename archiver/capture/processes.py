@@ -123,7 +123,7 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
     # imported only now: the process is running, and its parent goes on with its own imports
     from archiver.capture.batch import SeedPool, run_batch
     from archiver.fetch.client import Fetcher
-    from archiver.warc.write import utc_now
+    from archiver.warc.record import utc_now
 
     def send(job: BatchJob, future: cf.Future[BatchDone]) -> None:
         error = future.exception()  # sent as text: not every exception survives pickling

@@ -25,14 +25,16 @@ from archiver.config import Config
 from archiver.errors import ArchiverError, SeedError, UsageError
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy
-from archiver.index import build as index_mod
+from archiver.index.build import add_files, refresh
+from archiver.index.cdxj import PendingLines
 from archiver.index.follow import follow_cdxj
 from archiver.index.fragments import Entry
 from archiver.index.listing import write_listing
 from archiver.index.metadata import Store
-from archiver.seeds.document import BadSeed, Seed, check_url, iter_seeds
 from archiver.seeds.feeds import fetch_feed
-from archiver.warc.write import new_record_id, utc_now
+from archiver.seeds.model import BadSeed, Seed, check_url
+from archiver.seeds.sources import iter_seeds
+from archiver.warc.record import new_record_id, utc_now
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,10 @@ def _capture(cfg: Config, sources: Iterable[str], collection_name: str | None, s
     if injected and (cfg.cluster or runner is not None):
         raise UsageError("an injected clock, ID source or address policy cannot travel to other processes")
     with locked(collection):
-        index_mod.refresh(collection, rebuild=False, cfg=cfg)  # mends and indexes leftovers of a killed run
+        refresh(collection, rebuild=False, cfg=cfg)  # mends and indexes leftovers of a killed run
         if runner is None and cfg.cluster:
-            from archiver._dask import DaskRunner, connect
+            from archiver._dask import connect
+            from archiver.capture.dask import DaskRunner
 
             runner = DaskRunner(connect(cfg.cluster))
         elif runner is None:
@@ -143,7 +146,7 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
     report = CaptureReport()
     seen: set[str] = set()
     # the replay-index lines of this run's records, kept in sorted runs (memory stays flat)
-    with Store(collection.db_path) as store, index_mod.PendingLines(collection) as lines:
+    with Store(collection.db_path) as store, PendingLines(collection) as lines:
 
         def record(results: list[Entry]) -> None:
             _record(results, store, lines, report, notify)
@@ -166,7 +169,7 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
         finally:
             files = engine.close()
         # every file of the run is complete: its records join the replay index
-        index_mod.add_files(collection, store, files, lines)
+        add_files(collection, store, files, lines)
         report.files = len(files)
         # the collection page's JSON (listing.py): rewritten when the run added files, or missing
         write_listing(collection, store, changed=bool(files))
@@ -192,7 +195,7 @@ def _todo(items: Iterator[Seed | BadSeed], store: Store, seen: set[str], report:
             yield item
 
 
-def _record(results: list[Entry], store: Store, lines: index_mod.PendingLines, report: CaptureReport,
+def _record(results: list[Entry], store: Store, lines: PendingLines, report: CaptureReport,
             notify: Callable[[Event], None]) -> None:
     if not results:
         return

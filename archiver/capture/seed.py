@@ -6,6 +6,7 @@ process, a worker process or a Dask worker. Everything it needs travels in a `Se
 
 from __future__ import annotations
 
+import html
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -16,14 +17,15 @@ from pathlib import Path
 
 from archiver.collection import Collection
 from archiver.config import Config
-from archiver.extract.page import MAX_DECODED, PageInfo, decode_body, is_html, page_info
+from archiver.extract.decode import MAX_DECODED, decode_body, is_html
+from archiver.extract.page import PageInfo, page_info
 from archiver.fetch.client import Chain, Exchange, Fetcher
-from archiver.index import build as index_mod
+from archiver.index.cdxj import cdxj_line
 from archiver.index.fragments import Entry
 from archiver.index.metadata import Article
-from archiver.index.rows import SeedRecord, build_article, render_feed_copy
-from archiver.seeds.document import Seed
-from archiver.warc.write import (
+from archiver.index.rows import SeedRecord, build_article
+from archiver.seeds.model import Seed
+from archiver.warc.record import (
     ATTEMPTS,
     ERROR,
     LEAD_IMAGE,
@@ -31,16 +33,18 @@ from archiver.warc.write import (
     SEED_DOCUMENT_TYPE,
     SOURCE,
     URL_SEED_TYPE,
+    Written,
+    feed_copy_url,
+    warc_date,
+)
+from archiver.warc.write import (
     RecordSpec,
     WarcFile,
-    Written,
     encode_record,
-    feed_copy_url,
     metadata_spec,
     request_spec,
     resource_spec,
     response_spec,
-    warc_date,
     warcinfo_fields,
 )
 
@@ -119,6 +123,24 @@ class Outputs:
             if out is not None and not out.retiring:
                 self.finished.append(out.file.close())
         return self.finished
+
+
+def render_feed_copy(seed: Seed, error: str, body_html: str) -> bytes:
+    """The feed's copy of an article as a page of its own, saying plainly what it is."""
+    title = html.escape(seed.title or seed.url)
+    note = (
+        "Feed copy: this is the article as the news feed delivered it; the live page "
+        f"<a href=\"{html.escape(seed.url)}\">{html.escape(seed.url)}</a> could not be captured "
+        f"({html.escape(error)})."
+    )
+    when = f"<p>Feed time: {html.escape(seed.seed_time)}</p>" if seed.seed_time else ""
+    page = (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title></head><body>\n"
+        f"<p class=\"archiver-feed-copy\" style=\"background:#fff3cd;padding:.5em\">{note}</p>\n"
+        f"<h1>{title}</h1>{when}\n{body_html}\n</body></html>\n"
+    )
+    return page.encode("utf-8")
 
 
 def seed_error(chain: Chain) -> str:
@@ -213,7 +235,7 @@ def _capture_seed(env: SeedEnv, out: _Shared, seed: Seed) -> Entry:
     response = responses[-1] if responses else None
     article = build_article(env.collection.name, attempt, response, page, feed_copy)
     text = page.text if page is not None and not error else ""
-    return Entry(article, [index_mod.cdxj_line(w) for w in indexed], text=text)
+    return Entry(article, [cdxj_line(w) for w in indexed], text=text)
 
 
 def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed) -> Entry:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from archiver.seeds.document import Seed
+from archiver.seeds.model import Seed
 
 
 def host_of(url: str) -> str:

@@ -33,7 +33,7 @@ from archiver.config import Config
 from archiver.errors import FetchError
 from archiver.fetch.netguard import AddressPolicy
 from archiver.fetch.politeness import HostGate
-from archiver.warc.write import response_head, sha1_label
+from archiver.warc.record import response_head, sha1_label
 
 REDIRECTS = (301, 302, 303, 307, 308)
 RETRY_STATUSES = (429, 500, 502, 503, 504)

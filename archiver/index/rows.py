@@ -3,13 +3,12 @@ so that both always produce the same row from the same records."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 from archiver.extract.page import PageInfo
 from archiver.index.metadata import Article
-from archiver.seeds.document import Seed
-from archiver.warc.write import Written, feed_copy_url, timestamp14_of
+from archiver.seeds.model import Seed
+from archiver.warc.record import Written, timestamp14_of
 
 
 @dataclass(frozen=True)
@@ -70,24 +69,3 @@ def build_article(
         error=attempt.error,
         attempts=attempt.attempts,
     )
-
-
-def render_feed_copy(seed: Seed, error: str, body_html: str) -> bytes:
-    """The feed's copy of an article as a page of its own, saying plainly what it is."""
-    title = html.escape(seed.title or seed.url)
-    note = (
-        "Feed copy: this is the article as the news feed delivered it; the live page "
-        f"<a href=\"{html.escape(seed.url)}\">{html.escape(seed.url)}</a> could not be captured "
-        f"({html.escape(error)})."
-    )
-    when = f"<p>Feed time: {html.escape(seed.seed_time)}</p>" if seed.seed_time else ""
-    page = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        f"<title>{title}</title></head><body>\n"
-        f"<p class=\"archiver-feed-copy\" style=\"background:#fff3cd;padding:.5em\">{note}</p>\n"
-        f"<h1>{title}</h1>{when}\n{body_html}\n</body></html>\n"
-    )
-    return page.encode("utf-8")
-
-
-__all__ = ["SeedRecord", "build_article", "feed_copy_url", "render_feed_copy"]

@@ -21,7 +21,7 @@ from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import ReplayError, UsageError
 from archiver.index.metadata import Article, Store
-from archiver.init import install_templates
+from archiver.replay.templates import install_templates
 
 SERVER_MODULE = "archiver.replay.server"
 

@@ -17,7 +17,8 @@ from typing import Any
 import feedparser
 
 from archiver.errors import SeedError
-from archiver.seeds.document import BadSeed, Seed, check_url, parse_seed_document
+from archiver.seeds.document import parse_seed_document
+from archiver.seeds.model import BadSeed, Seed, check_url
 
 MAX_FEED = 64 * 1024 * 1024
 _FEED_START = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*|<\?xml-stylesheet[^>]*>\s*)*<(rss|feed|rdf:RDF)\b",
@@ -77,7 +78,7 @@ def _item_image(entry: Any) -> str:
 
 def fetch_feed(url: str, fetcher: Any) -> Iterator[Seed | BadSeed]:
     """The items of the feed at `url`, fetched through archiver's guarded fetcher."""
-    from archiver.extract.page import decode_body  # a feed may come gzip-encoded
+    from archiver.extract.decode import decode_body  # a feed may come gzip-encoded
 
     chain = fetcher.follow(url)
     try:

@@ -1,99 +1,29 @@
-"""The one place that knows WARC details: building records, writing files, finding records.
+"""Writing WARC records and files: records built from exchanges, encoded as gzip members, appended.
 
 Files are gzip WARC 1.1, one record per gzip member, opened by a warcinfo record. A file is
 written as `<name>.open` and renamed when complete, so a finished name always means a complete
-file; a leftover `.open` file is mended by cutting it back to its last complete record.
+file; a leftover `.open` file is mended by cutting it back to its last complete record (`mend`).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
 import shutil
 import tempfile
 import types
-import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from archiver import __version__
 from archiver.errors import WarcError
-
-WARC_VERSION = "1.1"
-OPEN_SUFFIX = ".open"
-
-# archiver's own WARC header fields on the seed's metadata record (extension fields, WARC 1.1 §5)
-SOURCE = "Archiver-Source"
-ERROR = "Archiver-Error"
-LEAD_IMAGE = "Archiver-Lead-Image"
-LEAD_IMAGE_STATUS = "Archiver-Lead-Image-Status"
-ATTEMPTS = "Archiver-Attempts"
-SEED_DOCUMENT_TYPE = "text/markdown; charset=utf-8"
-URL_SEED_TYPE = "text/uri-list; charset=utf-8"
-FEED_COPY_HOST = "feed-copy.invalid"  # RFC 2606: can never be a real host
-INDEXED_TYPES = ("response", "revisit", "resource")  # the record types a replay index lists
-
-
-def new_record_id() -> str:
-    return f"<urn:uuid:{uuid.uuid4()}>"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def warc_date(moment: datetime) -> str:
-    """WARC-Date as warcio writes it for WARC 1.1: microseconds only when there are any."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
-
-
-def timestamp14(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S")
-
-
-def timestamp14_of(warc_date: str) -> str:
-    """A WARC-Date as the 14-digit timestamp of CDXJ lines and replay URLs."""
-    digits = "".join(c for c in warc_date if c.isdigit())
-    return digits[:14].ljust(14, "0")
-
-
-def feed_copy_url(url: str) -> str:
-    """Where the feed's copy of an article is stored: a URL that no live page can have."""
-    scheme, _, rest = url.partition("://")
-    return f"https://{FEED_COPY_HOST}/{scheme}/{rest}"
-
-
-def http_head(first_line: str, headers: list[tuple[str, str]]) -> bytes:
-    """Status or request line and headers, encoded as http.client decoded them (latin-1)."""
-    lines = [first_line] + [f"{name}: {value}" for name, value in headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-
-
-def response_head(protocol: str, status: int, reason: str, headers: list[tuple[str, str]]) -> bytes:
-    """The HTTP head of a response record: status line and headers as stored."""
-    return http_head(f"{protocol} {status} {reason}".rstrip(), headers)
-
-
-@dataclass(frozen=True)
-class Written:
-    """Where a record landed, and what an index needs to know of it."""
-
-    record_id: str
-    record_type: str
-    uri: str
-    date: str
-    filename: str
-    offset: int
-    length: int
-    mime: str = ""
-    status: str = ""
-    digest: str = ""  # payload digest, 'sha1:' prefix removed, as in CDXJ
+from archiver.warc.check import complete_end
+from archiver.warc.record import OPEN_SUFFIX, WARC_VERSION, Written, response_head, sha1_label, warc_date
 
 
 @dataclass
@@ -279,11 +209,6 @@ def _replace(headers: dict[str, str], name: str, value: str) -> None:
     headers[name] = value
 
 
-def sha1_label(digest: Any) -> str:
-    """A hashlib sha1 as WARC writes it: 'sha1:' + base32."""
-    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
-
-
 class WarcFile:
     """One gzip WARC file being written; `<name>.open` on disk until `close()`."""
 
@@ -361,73 +286,13 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-# --- reading at the gzip-member level: finding complete records, mending cut files ---------
-
-@dataclass(frozen=True)
-class Member:
-    offset: int
-    length: int
-    data: bytes  # the decompressed record
-
-
-def iter_members(path: Path, max_record: int = 1 << 62) -> Iterator[Member]:
-    """Complete gzip members of `path`, in order; stops (raises WarcError) at the first damage."""
-    with path.open("rb") as fh:
-        offset = 0
-        pending = b""
-        while True:
-            if not pending:
-                pending = fh.read(1 << 20)
-                if not pending:
-                    return
-            inflater = zlib.decompressobj(wbits=31)
-            out = bytearray()
-            consumed = 0
-            while not inflater.eof:
-                try:
-                    out += inflater.decompress(pending, max_record)
-                except zlib.error as exc:
-                    raise WarcError(f"{path.name}: damaged gzip data at offset {offset}: {exc}") from exc
-                if inflater.eof:
-                    consumed += len(pending) - len(inflater.unused_data)
-                    pending = inflater.unused_data
-                    break
-                consumed += len(pending)
-                pending = fh.read(1 << 20)
-                if not pending:
-                    raise WarcError(f"{path.name}: record at offset {offset} is cut short (truncated gzip member)")
-            _check_record(path, offset, bytes(out))
-            yield Member(offset, consumed, bytes(out))
-            offset += consumed
-
-
-def _check_record(path: Path, offset: int, data: bytes) -> None:
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    if not sep or not head.startswith(b"WARC/"):
-        raise WarcError(f"{path.name}: no WARC record header at offset {offset}")
-    length = None
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip() or b"-1")
-    if length is None or length < 0:
-        raise WarcError(f"{path.name}: record at offset {offset} has no valid Content-Length")
-    if len(rest) != length + 4 or not rest.endswith(b"\r\n\r\n"):
-        raise WarcError(f"{path.name}: record at offset {offset} has {len(rest) - 4} of {length} block bytes")
-
-
 def mend(open_path: Path) -> tuple[Path, int]:
     """Cut a leftover `.open` file back to its last complete record and close it.
 
     Returns the final path and the number of bytes cut away. A file with no complete record
     (not even its warcinfo) is removed and (path, size) is returned.
     """
-    end = 0
-    try:
-        for member in iter_members(open_path):
-            end = member.offset + member.length
-    except WarcError:
-        pass
+    end = complete_end(open_path)
     size = open_path.stat().st_size
     final = open_path.with_name(open_path.name.removesuffix(OPEN_SUFFIX))
     if end == 0:
