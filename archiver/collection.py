@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from archiver._fs import file_lock
 from archiver.errors import UsageError
 
 WARC_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc")
+OPEN_SUFFIX = ".open"  # a file still being written (or left by a killed run) ends in it
 
 # pywb's own rule for collection names; anything else could escape the root or break URLs.
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_][-A-Za-z0-9_]*$")
@@ -77,7 +78,7 @@ class Collection:
         )
 
     def open_files(self) -> list[Path]:
-        return sorted(self.archive_dir.glob("*.open")) if self.archive_dir.is_dir() else []
+        return sorted(self.archive_dir.glob("*" + OPEN_SUFFIX)) if self.archive_dir.is_dir() else []
 
 
 def collection_names(root: Path) -> list[str]:
@@ -91,15 +92,10 @@ def collection_names(root: Path) -> list[str]:
 def locked(collection: Collection) -> Iterator[None]:
     """Hold the collection's lock: one capture or index run at a time may write to it."""
     collection.create()
-    with (collection.path / ".lock").open("a+b") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise UsageError(
-                f"another archiver process is writing to collection {collection.name!r}; "
-                "wait for it to finish"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def busy() -> UsageError:
+        return UsageError(f"another archiver process is writing to collection {collection.name!r}; "
+                          "wait for it to finish")
+
+    with file_lock(collection.path / ".lock", busy):
+        yield

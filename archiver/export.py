@@ -14,7 +14,6 @@ import email.utils
 import ipaddress
 import json
 import math
-import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -25,9 +24,11 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from archiver._arrow import pyarrow
+from archiver._fs import atomic_write
 from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import UsageError
+from archiver.index.cdxj import parse_line
 from archiver.index.metadata import FIELDS, Store
 from archiver.warc.record import article_url
 
@@ -224,8 +225,8 @@ def export(cfg: Config, out: IO[str] | Path, fmt: str = "csv", collection_name: 
         where, params = _where(filters, store.db)
         cursor = store.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles{where} {_ORDER}", params)
         if isinstance(out, Path) and fmt == "parquet":
-            with _replacing(out) as tmp:
-                return _write_parquet(cursor, tmp, progress)
+            with _file_output(out, None) as binary:
+                return _write_parquet(cursor, binary, progress)
         rows: Iterator[tuple[Any, ...]] = cursor if progress is None else _counted(cursor, progress)
         with _text_output(out) as stream:
             return _write_text(rows, stream, fmt)
@@ -255,26 +256,16 @@ def _write_text(rows: Iterator[tuple[Any, ...]], out: IO[str], fmt: str) -> int:
 
 
 @contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed over it once the body has written it whole."""
+def _file_output(path: Path, encoding: str | None) -> Iterator[IO[Any]]:
+    """`path` written through a temporary file, renamed over it only when complete."""
     if path.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.open("w").close()  # fails early, with a plain message, where the file cannot be made
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data must be on disk before the rename makes it the export
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with contextlib.ExitStack() as stack:
+        try:  # fails at once, with a plain message, where the file cannot be made
+            out = stack.enter_context(atomic_write(path, encoding=encoding))
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        yield out
 
 
 @contextlib.contextmanager
@@ -282,7 +273,7 @@ def _text_output(out: IO[str] | Path) -> Iterator[IO[str]]:
     if not isinstance(out, Path):
         yield out
         return
-    with _replacing(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as stream:
+    with _file_output(out, "utf-8") as stream:
         yield stream
 
 
@@ -317,15 +308,14 @@ def _cdxj_filter(filters: Filters) -> Callable[[str], bool]:
         return lambda line: True
 
     def keep(line: str) -> bool:
-        parts = line.split(" ", 2)
-        if len(parts) < 3 or not line.strip():
+        parsed = parse_line(line)
+        if parsed is None:
             return False
-        stamp = parts[1]
+        stamp = parsed.timestamp
         if (since and stamp < since) or (until and stamp >= until):
             return False
-        try:
-            fields = json.loads(parts[2])
-        except ValueError:
+        fields = parsed.fields()
+        if fields is None:
             return False
         if statuses and not any(_status_matches(v, str(fields.get("status", ""))) for v in statuses):
             return False
@@ -375,14 +365,14 @@ def parquet_schema() -> Any:
     return pa.schema(columns)
 
 
-def _write_parquet(cursor: sqlite3.Cursor, path: Path, progress: Callable[[int], None] | None = None) -> int:
+def _write_parquet(cursor: sqlite3.Cursor, out: IO[bytes], progress: Callable[[int], None] | None = None) -> int:
     # imported here: pyarrow is large, and only this format needs it
     pyarrow()
     import pyarrow.parquet as pq
 
     schema = parquet_schema()
     count = 0
-    with pq.ParquetWriter(str(path), schema) as writer:
+    with pq.ParquetWriter(out, schema) as writer:
         while batch := cursor.fetchmany(BATCH_ROWS):
             writer.write_batch(_record_batch(schema, batch))
             count += len(batch)

@@ -16,7 +16,7 @@ from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.index.fulltext import open_readonly, shard_paths, update_search
-from archiver.index.metadata import Store
+from archiver.index.metadata import Store, readonly_uri
 
 SNIPPET_CHARS = 40
 
@@ -73,7 +73,7 @@ def search(cfg: Config, query: str, collection_name: str | None = None, limit: i
     with Store(collection.db_path, readonly=True) as store:
         for path in shards:
             with closing(open_readonly(path)) as db:
-                db.execute("ATTACH DATABASE ? AS meta", (store.path.resolve().as_uri() + "?mode=ro",))
+                db.execute("ATTACH DATABASE ? AS meta", (readonly_uri(store.path),))
                 rows += db.execute(sql, params).fetchall()
     rows.sort(key=lambda row: (row[0] is None, row[0] or 0, row[1]))
     return [Hit(url, title, _snippet(text, terms), replay, seed_time, capture_time)

@@ -29,18 +29,17 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, NoReturn
 
-from archiver.collection import WARC_SUFFIXES, Collection
+from archiver._fs import atomic_write, fsync_dir
+from archiver.collection import OPEN_SUFFIX, WARC_SUFFIXES, Collection
 from archiver.config import Config
 from archiver.errors import ArchiverError, ConfigError
-from archiver.warc.write import fsync_dir
 
-OPEN_SUFFIX = ".open"
 MiB = 1024 * 1024
 
 
@@ -270,7 +269,8 @@ class LocalStorage(Storage):
             except OSError as exc:
                 if exc.errno != errno.EXDEV:  # another filesystem: copy beside the target, then rename
                     raise
-                self._write_atomically(target, lambda out: _copy(local_file, out))
+                with atomic_write(target, mode=0o600) as out:
+                    _copy(local_file, out)
                 local_file.unlink()
             fsync_dir(target.parent)
         return str(target)
@@ -279,22 +279,9 @@ class LocalStorage(Storage):
         target = self._path(name)
         with self._errors(name):
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._write_atomically(target, lambda out: out.write(data))
-            fsync_dir(target.parent)
+            with atomic_write(target, mode=0o600) as out:
+                out.write(data)
         return str(target)
-
-    @staticmethod
-    def _write_atomically(target: Path, write: Callable[[IO[bytes]], object]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                write(out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()

@@ -6,17 +6,16 @@ missing collection or file raises.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from archiver.collection import Collection
 from archiver.config import Config
-from archiver.errors import UsageError
-from archiver.index.metadata import SCHEMA_VERSION
+from archiver.errors import ConfigError, UsageError
+from archiver.index.cdxj import parse_line
+from archiver.index.metadata import Store
 from archiver.warc.check import FILE_KINDS, Findings, Problem, RecordSeen, check_file
 from archiver.warc.record import INDEXED_TYPES, timestamp14_of
 
@@ -97,11 +96,13 @@ def _check_cdxj(collection: Collection, names: set[str], records: dict[tuple[str
 
 def _cdxj_pointer(line: str) -> tuple[str, str, str, int, int] | None:
     """(timestamp, url, filename, offset, length) of a CDXJ line, or None if it has none."""
-    parts = line.split(" ", 2)
+    parsed = parse_line(line)
+    data = parsed.fields() if parsed is not None else None
+    if parsed is None or data is None:
+        return None
     try:
-        data = json.loads(parts[2])
-        return parts[1], str(data["url"]), str(data["filename"]), int(data["offset"]), int(data["length"])
-    except (IndexError, ValueError, KeyError, TypeError):
+        return parsed.timestamp, str(data["url"]), str(data["filename"]), int(data["offset"]), int(data["length"])
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -137,19 +138,16 @@ def _check_rows(collection: Collection, names: set[str], records: dict[tuple[str
             out.problem(shown, None, "missing_index", "no metadata index: run `archiver index`")
         return
     try:
-        # read-only, not through Store: opening a Store writes, and drops an index of another
-        # schema version so that it gets rebuilt; verify must change nothing
-        with closing(sqlite3.connect(collection.db_path.resolve().as_uri() + "?mode=ro", uri=True)) as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                out.problem(shown, None, "bad_index", f"schema version {version}, not {SCHEMA_VERSION}: the next "
-                                                      "capture or `archiver index` rebuilds it")
-                return
-            rows = db.execute("SELECT url, warc_file, warc_offset, warc_length, payload_digest FROM articles")
+        # read-only: opening a Store for writing drops an index of another schema version so that
+        # it gets rebuilt; verify must change nothing
+        with Store(collection.db_path, readonly=True) as store:
+            rows = store.db.execute("SELECT url, warc_file, warc_offset, warc_length, payload_digest FROM articles")
             for url, file, offset, length, digest in rows:
                 wrong = _row_problem(names, records, file, offset, length, digest)
                 if wrong:
                     out.problem(file, offset, "row_points_nowhere", f"metadata row of {url}: {wrong}")
+    except ConfigError as exc:  # unreadable, or of another version
+        out.problem(shown, None, "bad_index", str(exc))
     except sqlite3.Error as exc:
         out.problem(shown, None, "bad_index", f"cannot read the metadata index: {exc}")
 

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -40,12 +38,12 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from archiver import __version__
+from archiver._fs import atomic_write
 from archiver.collection import Collection, locked
 from archiver.config import Config
 from archiver.errors import ArchiverError, UsageError, WarcError
 from archiver.index.metadata import Article, Store
 from archiver.verify import Problem, local_only, verify
-from archiver.warc.write import fsync_dir
 
 WACZ_VERSION = "1.1.1"
 INDEX_PATH = "indexes/index.cdx"
@@ -162,7 +160,8 @@ def wacz(cfg: Config, collection_name: str | None, output: Path,
         if checked.problems:
             raise WaczRefused(_refusal(collection.name, checked.problems), checked.problems)
         report = WaczReport(output=output, records_verified=checked.records)
-        _write_atomically(output, lambda fh: _write_zip(fh, collection, members, report, progress))
+        with atomic_write(output) as fh:
+            _write_zip(fh, collection, members, report, progress)
         report.bytes = output.stat().st_size
         return report
 
@@ -186,22 +185,6 @@ def _refusal(name: str, problems: list[Problem]) -> str:
     count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
     return (f"collection {name!r} fails verification ({count}), so no WACZ was written "
             f"(`archiver verify -c {name}` lists every problem{hint}):\n{shown}{tail}")
-
-
-def _write_atomically(output: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call write(fh) on a temporary file beside `output`, then fsync it and rename it over `output`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(output.parent)
 
 
 def _write_zip(fh: IO[bytes], collection: Collection, members: list[tuple[Path, str]],

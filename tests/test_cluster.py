@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from archiver.collection import Collection
+from archiver.collection import OPEN_SUFFIX, Collection
 from archiver.config import load
 from archiver.export import export
 from archiver.index.metadata import Store
-from archiver.warc.record import OPEN_SUFFIX
 
 from .conftest import FAST_YAML
 from .daskcluster import dask_cluster

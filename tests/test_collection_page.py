@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from archiver import _fs
 from archiver.capture.run import capture
 from archiver.collection import Collection
 from archiver.config import Config
@@ -22,7 +23,6 @@ from archiver.index.build import build_index
 from archiver.index.listing import MANIFEST, listing_dir, page_name, write_listing
 from archiver.index.metadata import FIELDS, Article, Store
 from archiver.init import init
-from archiver.replay.templates import shipped_templates
 
 from .newsite import NewsSite, seed_document
 from .replaying import replay_server
@@ -164,7 +164,7 @@ def test_rewrite_is_atomic_and_drops_pages_past_the_end(collection: Collection,
             raise OSError("disk full")
         real_replace(src, dst)
 
-    monkeypatch.setattr(listing.os, "replace", failing_replace)
+    monkeypatch.setattr(_fs.os, "replace", failing_replace)  # every atomic write renames through archiver._fs
     with pytest.raises(OSError, match="disk full"):
         write_listing(collection, page_size=3)
     monkeypatch.undo()
@@ -176,7 +176,7 @@ def test_rewrite_is_atomic_and_drops_pages_past_the_end(collection: Collection,
     with Store(collection.db_path) as store:
         store.db.execute("DELETE FROM articles WHERE url > 'https://example.org/news/000003.html'")
     names: list[str] = []
-    monkeypatch.setattr(listing.os, "replace", lambda src, dst: (names.append(Path(dst).name), real_replace(src, dst)))
+    monkeypatch.setattr(_fs.os, "replace", lambda src, dst: (names.append(Path(dst).name), real_replace(src, dst)))
     report = write_listing(collection, page_size=3)
     assert report is not None and (report.count, report.pages) == (4, 2)
     assert names[-1] == MANIFEST
@@ -310,7 +310,8 @@ def test_capture_and_index_write_the_listing(site: NewsSite, cfg: Config, clock:
     assert (first["count"], first["pages"], first["page_size"]) == (3, 2, 2)
     assert [r["title"] for r in all_rows(folder, "seed")] == ["文章 0", "文章 1", "文章 2"]
     assert all(r["thumbnail"].startswith("/news/") and "im_/" in r["thumbnail"] for r in all_rows(folder, "seed"))
-    assert (cfg.root / "templates" / "search.html").read_bytes() == shipped_templates()["search.html"]
+    # capture writes its collection only: templates come with `init` and `replay` (test_templates.py)
+    assert not (cfg.root / "templates").exists() and not (cfg.root / "config.yaml").exists()
 
     capture(cfg, [str(seeds)], "news", clock=clock, new_id=new_id)  # nothing new: left alone
     assert read(folder, MANIFEST)["generation"] == first["generation"]

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.collection import Collection
+from archiver.collection import OPEN_SUFFIX, Collection
 from archiver.index.metadata import Store
-from archiver.warc.record import OPEN_SUFFIX
 
 from .conftest import FAST_YAML
 from .newsite import NewsSite, seed_document

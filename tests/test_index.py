@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from archiver.capture.run import capture
-from archiver.collection import Collection
+from archiver.collection import OPEN_SUFFIX, Collection
 from archiver.config import Config
 from archiver.errors import WarcError
 from archiver.index.build import build_index, update_index
 from archiver.index.metadata import Store
 from archiver.index.reader import index_file
-from archiver.warc.record import OPEN_SUFFIX
 from archiver.warc.write import mend
 
 from .conftest import SHARED, capture_pages

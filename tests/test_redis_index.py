@@ -199,6 +199,7 @@ def test_two_replay_front_ends_serve_the_same_capture_from_one_redis(tmp_path: P
 
 
 def test_capture_keeps_the_redis_index_in_step(cfg: Config, site: NewsSite, empty_redis: str) -> None:
+    init(cfg)  # config.yaml, which names the replay index
     collection = capture_pages(cfg, site, ["/plain.html"])
     load_redis(collection, empty_redis)
     report = capture(cfg, [site.url + "/gbk.html"], "news")

@@ -18,12 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from archiver.cli import cli
-from archiver.collection import Collection
+from archiver.collection import OPEN_SUFFIX, Collection
 from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.index.build import build_index
 from archiver.verify import KINDS, VerifyReport, verify
-from archiver.warc.record import OPEN_SUFFIX
 
 from .conftest import SHARED, capture_pages
 from .newsite import NewsSite

@@ -281,6 +281,7 @@ def test_archiver_index_zipnum_then_replay_serves_the_collection_from_the_cluste
 
 
 def test_capture_keeps_the_cluster_in_step_with_the_flat_index(cfg: Config, site: NewsSite) -> None:
+    init(cfg)  # config.yaml, which names the replay index
     collection = capture_pages(cfg, site, ["/plain.html"])
     build_zipnum(collection)
     report = capture(cfg, [site.url + "/gbk.html"], "news")

@@ -25,14 +25,14 @@ from typing import Any, TypeVar
 
 from archiver.capture.seed import Outputs, SeedEnv, capture_seed_safely
 from archiver.capture.shards import Batch
-from archiver.collection import Collection
+from archiver.collection import OPEN_SUFFIX, Collection
 from archiver.config import Config
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy
 from archiver.index.fragments import Entry, orphans, write_fragment
 from archiver.seeds.model import Seed
 from archiver.storage import collection_storage
-from archiver.warc.record import OPEN_SUFFIX, new_record_id, utc_now
+from archiver.warc.record import new_record_id, utc_now
 
 T = TypeVar("T")
 R = TypeVar("R")

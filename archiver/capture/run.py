@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
 
-from archiver import init as init_mod
 from archiver.capture.engine import BatchEngine, Runner, ThreadRunner
 from archiver.capture.processes import start_processes
 from archiver.collection import Collection, locked
@@ -99,7 +98,6 @@ def _capture(cfg: Config, sources: Iterable[str], collection_name: str | None, s
              on_event: Callable[[Event], None] | None, clock: Callable[[], datetime], new_id: Callable[[], str],
              policy: AddressPolicy | None, feeds: Iterable[str], runner: Runner | None) -> CaptureReport:
     collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
-    init_mod.init(cfg, collection.name)
     injected = clock is not utc_now or new_id is not new_record_id or policy is not None
     if injected and (cfg.cluster or runner is not None):
         raise UsageError("an injected clock, ID source or address policy cannot travel to other processes")

@@ -11,12 +11,13 @@ import contextlib
 import heapq
 import io
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from archiver._fs import atomic_write
 from archiver.collection import Collection
 from archiver.warc.record import Written, timestamp14_of
 
@@ -33,6 +34,31 @@ def cdxj_line(w: Written) -> str:
     return f"{surt_key(w.uri)} {timestamp14_of(w.date)} {json.dumps(fields, ensure_ascii=False)}"
 
 
+@dataclass(frozen=True)
+class Line:
+    """A CDXJ line split into its three parts; the JSON is parsed only when asked for."""
+
+    key: str
+    timestamp: str
+    json: str
+
+    def fields(self) -> dict[str, Any] | None:
+        """The JSON block, or None when it is not a JSON object."""
+        try:
+            found = json.loads(self.json)
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
+
+
+def parse_line(line: str) -> Line | None:
+    """`<key> <timestamp> <JSON>`, or None for a line that is not one (blank lines included)."""
+    parts = line.rstrip("\r\n").split(" ", 2)
+    if len(parts) < 3 or not line.strip():
+        return None
+    return Line(*parts)
+
+
 def surt_key(url: str) -> str:
     # imported here: surt imports tldextract and requests (~20 MB a process); the processes that
     # only merge CDXJ lines never need it
@@ -47,30 +73,16 @@ def surt_key(url: str) -> str:
 def merge_cdxj(target: Path, new_lines: Iterable[str], replace: bool = False) -> None:
     """Merge sorted `new_lines` into the sorted CDXJ at `target` (atomically; duplicates dropped)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".cdxj.tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            existing: Iterator[str] = iter(())
-            handle = None
-            if target.exists() and not replace:
-                handle = target.open(encoding="utf-8")
-                existing = (line.rstrip("\n") for line in handle)
-            previous = None
-            try:
-                for line in heapq.merge(existing, new_lines):
-                    if line and line != previous:
-                        out.write(line + "\n")
-                        previous = line
-            finally:
-                if handle is not None:
-                    handle.close()
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; pywb and readers need to read it
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target, encoding="utf-8") as out, contextlib.ExitStack() as stack:
+        existing: Iterator[str] = iter(())
+        if target.exists() and not replace:
+            handle = stack.enter_context(target.open(encoding="utf-8"))
+            existing = (line.rstrip("\n") for line in handle)
+        previous = None
+        for line in heapq.merge(existing, new_lines):
+            if line and line != previous:
+                out.write(line + "\n")
+                previous = line
 
 
 class PendingLines:

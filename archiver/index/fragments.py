@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from archiver._arrow import pyarrow
-from archiver.index.metadata import FIELDS, Article
+from archiver.index.metadata import FIELDS, INTEGER_FIELDS, Article
 from archiver.storage import Storage
 
 FOLDER = "indexes/fragments"
 SUFFIX = ".parquet"
 ROWS = 256  # entries a row group (written and read a group at a time)
-_INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def fragment_name(name: str) -> str:
 def _schema() -> Any:
     pa = pyarrow()  # large: imported by the code that writes or reads fragments only
 
-    columns = [pa.field(name, pa.int64() if name in _INTEGERS else pa.string()) for name in FIELDS]
+    columns = [pa.field(name, pa.int64() if name in INTEGER_FIELDS else pa.string()) for name in FIELDS]
     columns += [pa.field("cdxj", pa.list_(pa.string())), pa.field("detail", pa.string()),
                 pa.field("text", pa.string())]
     return pa.schema(columns)

@@ -15,7 +15,6 @@ rebuilds it from the WARC files.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import queue
 import sqlite3
@@ -24,9 +23,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from archiver._fs import file_lock
 from archiver.collection import Collection
 from archiver.errors import ConfigError
 from archiver.extract.page import MAX_TEXT
+from archiver.index import metadata
 from archiver.index.metadata import Store
 
 SCHEMA_VERSION = 2  # 2: sharded
@@ -95,12 +96,8 @@ def clear_search(collection: Collection) -> None:
 def _exclusive(collection: Collection) -> Iterator[None]:
     """One writer of the full-text index at a time; the others wait."""
     collection.indexes_dir.mkdir(parents=True, exist_ok=True)
-    with (collection.indexes_dir / "search.lock").open("a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with file_lock(collection.indexes_dir / "search.lock"):
+        yield
 
 
 def _text_id(url: str) -> int:
@@ -114,15 +111,8 @@ def shard_paths(path: Path) -> list[Path]:
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
-    try:
-        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot read the search index {path}: {exc} (run 'archiver index')") from exc
-    if version != SCHEMA_VERSION:
-        db.close()
-        raise ConfigError(f"the search index {path} is from another archiver version (run 'archiver index')")
-    return db
+    """A shard of the search index, read-only."""
+    return metadata.open_readonly(path, SCHEMA_VERSION, "search index")
 
 
 class TextIndexWriter:

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import sqlite3
-import tempfile
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from archiver._fs import atomic_write
 from archiver.collection import Collection
 from archiver.index.metadata import LISTING_TIMES, ListingKey, Store
 
@@ -142,7 +141,7 @@ def _write(collection: Collection, folder: Path, store: Store | None, size: int,
     pages = -(-count // size)
     manifest = {"version": LISTING_VERSION, "generation": generation, "generated": generated, "count": count,
                 "page_size": size, "pages": pages, "fields": list(FIELDS), "orders": orders}
-    _atomic_write(folder, MANIFEST, _dumps(manifest))
+    _write_file(folder, MANIFEST, _dumps(manifest))
     _remove_stale(folder, pages)
     if store is not None and keep:
         store.listing_written(changes)
@@ -200,7 +199,7 @@ def _write_pages(folder: Path, order: str, pages: Pages, size: int, generation: 
     with contextlib.closing(pages):  # its cursor is closed before the COMMIT, even on errors
         for number, rows in enumerate(pages, start=skip):
             body = {"generation": generation, "order": order, "page": number, "start": number * size, "rows": rows}
-            _atomic_write(folder, page_name(order, number), _dumps(body))
+            _write_file(folder, page_name(order, number), _dumps(body))
             count += len(rows)
             written.append(generation)
     return count, written
@@ -210,21 +209,14 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _atomic_write(folder: Path, name: str, text: str) -> None:
+def _write_file(folder: Path, name: str, text: str) -> None:
     """Write `folder/name` so that a reader sees the old file or the new one, never a part.
 
     Not fsynced: the listing is derived data (`archiver index` writes it again), and a rename
     alone already keeps readers from half-written files.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; pywb must read it
-        os.replace(tmp, folder / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(folder / name, encoding="utf-8", durable=False) as out:
+        out.write(text)
 
 
 def _remove_stale(folder: Path, pages: int) -> None:

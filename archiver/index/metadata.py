@@ -58,12 +58,13 @@ class Article:
 
 FIELDS = tuple(f.name for f in fields(Article))
 
-_INTEGERS = {"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"}
+INTEGER_FIELDS = frozenset({"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"})
 # Bumped whenever the tables change. The index is derived data: on a mismatch it is dropped and
 # rebuilt from the WARC files by the next capture or index run.
 SCHEMA_VERSION = 4
 _COLUMNS = ",\n    ".join(
-    f"{name} {'INTEGER' if name in _INTEGERS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}" for name in FIELDS
+    f"{name} {'INTEGER' if name in INTEGER_FIELDS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}"
+    for name in FIELDS
 )
 # The orders of the collection page's listing (listing.py): name -> the column giving a row's time
 # in that order. A row without one sorts after those with one; the URL breaks ties.
@@ -104,6 +105,27 @@ CREATE TABLE IF NOT EXISTS search_pending (
 """
 
 
+def readonly_uri(path: Path) -> str:
+    """The SQLite URI that opens `path` read-only (for connect(uri=True) and ATTACH)."""
+    return path.resolve().as_uri() + "?mode=ro"
+
+
+def open_readonly(path: Path, version: int, what: str) -> sqlite3.Connection:
+    """One of a collection's SQLite indexes, opened read-only (nothing is written, nothing of another
+    version dropped: export, status, search, replay and verify read copies they may not change),
+    checked to be of schema `version`; else ConfigError saying how to rebuild it. `what` names it."""
+    try:
+        db = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc} (run 'archiver index')") from exc
+    if found != version:
+        db.close()
+        raise ConfigError(f"the {what} {path} is from another archiver version (schema {found}, not {version}): "
+                          "run 'archiver index' to rebuild it from the WARC files")
+    return db
+
+
 ListingKey = tuple[int, Any, str]  # (untimed, time, url), as the listing sorts
 
 
@@ -122,7 +144,7 @@ class Store:
         self.path = path
         self._first_change: dict[str, ListingKey] | None = None  # listing_changes, once read
         if readonly:  # export, status, replay: never change (or drop) what they read
-            self.db = self._open_readonly(path)
+            self.db = open_readonly(path, SCHEMA_VERSION, "metadata index")
             return
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
@@ -139,19 +161,6 @@ class Store:
             raise ConfigError(
                 f"cannot open the metadata index {path}: {exc} (move it aside and run 'archiver index' to rebuild it)"
             ) from exc
-
-    @staticmethod
-    def _open_readonly(path: Path) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot read the metadata index {path}: {exc} (run 'archiver index')") from exc
-        if version != SCHEMA_VERSION:
-            db.close()
-            raise ConfigError(f"the metadata index {path} is from another archiver version "
-                              "(run 'archiver index' to rebuild it from the WARC files)")
-        return db
 
     def close(self) -> None:
         self.db.close()

@@ -18,23 +18,22 @@ is (`archive`), not under the collection's folder.
 The file is the user's, comments included, so it is edited as text: only the collection's entry is
 added or replaced, and the result is parsed back and compared with what was meant before it replaces
 the file. A layout this cannot edit safely (a flow-style `collections: {...}`, say) is refused with
-the lines to add by hand.
+the lines to add by hand. Not ruamel.yaml's round trip: it keeps comments, but it writes the whole
+file out again in its own style (a user's 4-space indentation became 2, comment columns moved, a
+long quoted value was folded at 80 columns), where this changes only the entry's own lines.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from archiver._fs import atomic_write, file_lock
 from archiver.collection import check_collection_name
 from archiver.errors import ConfigError
 
@@ -84,7 +83,7 @@ def set_collection_index(root: Path, name: str, index: str, archive_paths: str |
     path = root / CONFIG_NAME
     if not path.exists():
         raise ConfigError(f"{root} has no {CONFIG_NAME}: run 'archiver init' there first")
-    with _config_lock(root):
+    with file_lock(root / ".config.lock"):  # two collections indexed at once both edit it
         text = path.read_text(encoding="utf-8")
         doc = _parse(path, text)
         entry = {"index": index, "archive_paths": archive_paths or archive_prefix(root, name)}
@@ -98,7 +97,9 @@ def set_collection_index(root: Path, name: str, index: str, archive_paths: str |
                 f"add this entry to it by hand:\n{_entry_text(name, entry, '  ')}")
         if new_text == text:
             return False
-        _replace(path, new_text)
+        # pywb never reads a half-written config; the user's file keeps its mode
+        with atomic_write(path, encoding="utf-8", mode=path.stat().st_mode & 0o7777) as out:
+            out.write(new_text)
         return True
 
 
@@ -175,28 +176,3 @@ def _edited(text: str, doc: dict[str, Any], name: str, entry: dict[str, str]) ->
                 break
             last = i + 1
     return "".join(lines[:first]) + new_entry + "".join(lines[last:])
-
-
-@contextmanager
-def _config_lock(root: Path) -> Iterator[None]:
-    """One writer of config.yaml at a time (two collections indexed at once both edit it)."""
-    with (root / ".config.lock").open("a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _replace(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".yaml.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o7777)  # mkstemp makes it private; keep the user's mode
-        os.replace(tmp, path)  # pywb never reads a half-written config
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

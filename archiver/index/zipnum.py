@@ -31,30 +31,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
-import tempfile
 import time
-import types
-import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from isal import isal_zlib
+
+from archiver._fs import atomic_write, fsync_dir
 from archiver.collection import Collection, locked
 from archiver.errors import ReplayIndexError, UsageError
 from archiver.index.pywbconfig import set_collection_index
-from archiver.warc.write import fsync_dir
 
-# ISA-L's deflate writes the same gzip format several times faster (a dependency; zlib works too)
-_deflate: types.ModuleType
-try:
-    from isal import isal_zlib as _deflate
-
-    _LEVEL = 2
-except ImportError:  # pragma: no cover
-    _deflate = zlib
-    _LEVEL = 6
+_LEVEL = 2  # ISA-L's levels (0-3): the same gzip format as zlib's, written several times faster
 
 ZIPNUM_DIR = "zipnum"
 SUMMARY_NAME = "index.idx"
@@ -122,10 +112,10 @@ def write_zipnum(source: Path, folder: Path, lines_per_block: int = LINES_PER_BL
     shard = folder / (part + SHARD_SUFFIX)
     previous = _current_part(folder)
     lines = blocks = 0
-    with source.open("rb") as src, _atomic(shard) as out, _atomic(folder / (SUMMARY_NAME + ".new")) as idx:
+    with source.open("rb") as src, atomic_write(shard) as out, atomic_write(folder / (SUMMARY_NAME + ".new")) as idx:
         for number, block in enumerate(_blocks(_sorted_lines(src, source), lines_per_block), start=1):
             data = b"".join(block)
-            packed = _deflate.compress(data, _LEVEL, 31)  # wbits 31: a complete gzip member
+            packed = isal_zlib.compress(data, _LEVEL, 31)  # wbits 31: a complete gzip member
             offset = out.tell()
             out.write(packed)
             idx.write(b"\t".join((_block_key(block[0]), part.encode(), str(offset).encode(),
@@ -137,7 +127,7 @@ def write_zipnum(source: Path, folder: Path, lines_per_block: int = LINES_PER_BL
     loc = f"{part}\t{shard.name}\n"
     if previous and (folder / (previous + SHARD_SUFFIX)).exists():
         loc += f"{previous}\t{previous}{SHARD_SUFFIX}\n"
-    with _atomic(folder / LOC_NAME) as fh:
+    with atomic_write(folder / LOC_NAME) as fh:
         fh.write(loc.encode())
     os.replace(folder / (SUMMARY_NAME + ".new"), folder / SUMMARY_NAME)  # the switch to the new cluster
     fsync_dir(folder)
@@ -197,17 +187,3 @@ def _current_part(folder: Path) -> str | None:
     return fields[1].decode() if len(fields) > 1 else None
 
 
-@contextmanager
-def _atomic(target: Path) -> Iterator[IO[bytes]]:
-    """A file written in full (fsynced) under a temporary name, then renamed to `target`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; pywb (maybe another user) reads it
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

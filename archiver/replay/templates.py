@@ -3,9 +3,10 @@ templates/, which pywb reads before its own."""
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
+
+from archiver._fs import atomic_write
 
 TEMPLATES_DIR = "templates"
 
@@ -33,8 +34,7 @@ def install_templates(root: Path) -> list[str]:
         target = folder / name
         if target.exists():
             continue
-        partial = folder / f".{name}.part"
-        partial.write_bytes(content)
-        os.replace(partial, target)  # never leave a half-written template for pywb to load
+        with atomic_write(target, durable=False) as out:  # never a half-written template for pywb to load
+            out.write(content)
         written.append(f"{TEMPLATES_DIR}/{name}")
     return written

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 WARC_VERSION = "1.1"
-OPEN_SUFFIX = ".open"
 
 # archiver's own WARC header fields on the seed's metadata record (extension fields, WARC 1.1 §5)
 SOURCE = "Archiver-Source"

@@ -12,7 +12,6 @@ import io
 import os
 import shutil
 import tempfile
-import types
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from isal import isal_zlib
+
 from archiver import __version__
+from archiver._fs import fsync_dir
+from archiver.collection import OPEN_SUFFIX
 from archiver.errors import WarcError
 from archiver.warc.check import complete_end
-from archiver.warc.record import OPEN_SUFFIX, WARC_VERSION, Written, response_head, sha1_label, warc_date
+from archiver.warc.record import WARC_VERSION, Written, response_head, sha1_label, warc_date
 
 
 @dataclass
@@ -102,15 +105,8 @@ def resource_spec(uri: str, record_id: str, date: str, block: bytes, content_typ
 
 
 # Already-compressed media gain nothing from effort: they are stored (see _packing). ISA-L's deflate
-# (python-isal) writes the same gzip format several times faster than zlib; zlib is the fallback.
-_deflate: types.ModuleType
-try:
-    from isal import isal_zlib as _deflate
-
-    _TEXT_LEVEL, _MEDIA_LEVEL = 3, 1
-except ImportError:  # pragma: no cover - isal is a dependency, but a plain zlib still works
-    _deflate = zlib
-    _TEXT_LEVEL, _MEDIA_LEVEL = 6, 1
+# (python-isal, levels 0-3) writes the same gzip format as zlib, several times faster.
+_TEXT_LEVEL, _MEDIA_LEVEL = 3, 1
 
 _COMPRESSED_MEDIA = ("image/", "video/", "audio/", "application/pdf", "application/octet-stream")
 _STORED_MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/heic", "video/mp4",
@@ -175,7 +171,7 @@ def encode_record(spec: RecordSpec) -> Encoded:
     if spec.packing == "stored":
         packer: Any = zlib.compressobj(0, zlib.DEFLATED, 31)
     else:
-        packer = _deflate.compressobj(_TEXT_LEVEL if spec.packing == "text" else _MEDIA_LEVEL, _deflate.DEFLATED, 31)
+        packer = isal_zlib.compressobj(_TEXT_LEVEL if spec.packing == "text" else _MEDIA_LEVEL, isal_zlib.DEFLATED, 31)
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMBER)  # noqa: SIM115 - closed by append
     out.write(packer.compress(head.encode("utf-8") + spec.http_head))
     if read == len(first):  # it came in one read: compressed from memory, not read again
@@ -270,20 +266,6 @@ def warcinfo_fields(extra: dict[str, str] | None = None) -> dict[str, str]:
         "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
         **(extra or {}),
     }
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (where the filesystem can fsync a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def mend(open_path: Path) -> tuple[Path, int]:
