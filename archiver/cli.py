@@ -1,4 +1,9 @@
-"""The command line: thin wrappers over the library. The only module that prints or exits."""
+"""The command line: thin wrappers over the library. The only module that prints or exits.
+
+Each command loads the configuration once (config.yaml, then its flags: -c NAME is the setting
+`collection`), calls the library function of its own name, and prints what it returns. Errors
+are ArchiverError subclasses, turned into the exit statuses of errors.py; anything else is a bug.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +22,16 @@ from archiver import __version__
 from archiver._process import fewer_malloc_arenas
 from archiver.config import Config
 from archiver.config import load as load_config
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, ExitStatus
 from archiver.export import FORMATS, TIME_FIELDS
 from archiver.verify import KINDS
 
-# Each command imports the library it wraps when it runs (the `from .x import` lines inside them):
-# a command pays only for what it uses, and `capture` starts its worker processes before its own
-# imports (processes.py). The modules above are light.
+# Each command imports the library it wraps when it runs (the `from archiver.x import` lines inside
+# them): a command pays only for what it uses, and `capture` starts its worker processes before its
+# own imports (capture/processes.py). The modules above are light.
 if TYPE_CHECKING:
     from archiver.capture.run import CaptureReport, Event
+    from archiver.index.build import IndexReport
     from archiver.status import StatusReport
     from archiver.verify import Problem
 
@@ -38,9 +45,25 @@ def _config(ctx: click.Context, **overrides: Any) -> Config:
     return load_config(root, **overrides)
 
 
-def _fail(exc: ArchiverError) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(exc.exit_code)
+def _quiet(ctx: click.Context) -> bool:
+    return bool(ctx.obj.get("quiet"))
+
+
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.obj.get("verbose")) and not _quiet(ctx)
+
+
+def _flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and param.name:
+        ctx.ensure_object(dict)[param.name] = True  # one dict, shared by the group and its command
+
+
+def output_options(command: Any) -> Any:
+    """-q and -v, given to the group and to every command: `archiver -q capture` = `archiver capture -q`."""
+    command = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_flag,
+                           help="report every step (every seed, every file)")(command)
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_flag,
+                        help="no progress; print only problems and results")(command)
 
 
 class _Group(click.Group):
@@ -48,23 +71,30 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ArchiverError as exc:
-            _fail(exc)
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        decorate = super().command(*args, **kwargs)
+        return lambda function: decorate(output_options(function))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="archiver")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, help="archive root (a pywb working directory)")
-@click.option("-q", "--quiet", is_flag=True, help="no progress; print only problems and results")
-@click.option("-v", "--verbose", is_flag=True, help="report every step (every seed, every file)")
+@output_options
 @click.pass_context
-def cli(ctx: click.Context, root: Path, quiet: bool, verbose: bool) -> None:
+def cli(ctx: click.Context, root: Path) -> None:
     """Preserve news articles: capture them into WARC files, index, replay with pywb, export.
 
     Typical use: archiver init; archiver capture seeds/; archiver replay; archiver export.
     Progress is shown on a terminal only; --quiet and --verbose work with every command.
+    Exit status: 0 done, 1 some seeds failed or damaged files were found, 2 usage or
+    configuration error, 3 file or storage I/O error, 4 network or cluster error, 5 replay
+    error, 6 a bug in archiver, 130 interrupted.
     """
-    ctx.obj = {"root": root, "quiet": quiet, "verbose": verbose and not quiet}
+    ctx.ensure_object(dict)["root"] = root
 
 
 class _Live:
@@ -93,14 +123,14 @@ class _Live:
 
 
 @cli.command()
-@click.option("-c", "--collection", help=COLLECTION_HELP)
+@click.option("-c", "--collection", help="also create this collection's folder")
 @click.pass_context
 def init(ctx: click.Context, collection: str | None) -> None:
     """Create config.yaml, collections/, seeds/ and templates/ in the root. Safe to run twice."""
     from archiver.init import init as init_lib
 
-    cfg = _config(ctx)
-    report = init_lib(cfg, collection)
+    cfg = _config(ctx, collection=collection)
+    report = init_lib(cfg, with_collection=collection is not None)
     for item in report.created:
         click.echo(f"created {item}")
     click.echo(f"archive root ready: {cfg.root}")
@@ -110,9 +140,9 @@ class _CaptureProgress:
     """Capture progress: failures as they happen, every seed with --verbose, and a live count on
     a terminal."""
 
-    def __init__(self, ctx: click.Context, quiet: bool = False) -> None:
-        self.verbose = ctx.obj.get("verbose", False)
-        self.live = _Live(quiet or ctx.obj.get("quiet", False))
+    def __init__(self, ctx: click.Context) -> None:
+        self.verbose = _verbose(ctx)
+        self.live = _Live(_quiet(ctx))
         self.counts = {"captured": 0, "failed": 0, "skipped": 0}
         self.started = time.monotonic()
 
@@ -154,6 +184,12 @@ def _summary(report: CaptureReport) -> None:
         click.echo("interrupted: run the same command again to resume", err=True)
 
 
+def _capture_status(report: CaptureReport) -> ExitStatus:
+    if report.interrupted:
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.OK if report.ok else ExitStatus.PARTIAL
+
+
 @cli.command()
 @click.argument("sources", nargs=-1)
 @click.option("-c", "--collection", help=COLLECTION_HELP)
@@ -165,12 +201,11 @@ def _summary(report: CaptureReport) -> None:
               help="allow loopback/private/link-local targets (refused by default: SSRF guard)")
 @click.option("--feed", "feeds", multiple=True, metavar="URL",
               help="also capture every item of the RSS/Atom feed at URL (repeatable)")
-@click.option("-q", "--quiet", is_flag=True, help="print only failures and the summary")
 @click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
 @click.pass_context
 def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None, workers: int | None,
             timeout: float | None, max_size: int | None, allow_private: bool | None, feeds: tuple[str, ...],
-            quiet: bool, cluster: str | None) -> None:
+            cluster: str | None) -> None:
     """Capture article pages and lead images into WARC files.
 
     SOURCES are seed documents, URL-list files (one URL a line, '#' comments), RSS/Atom feed
@@ -178,10 +213,11 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     list on stdin. Default: seeds/ in the archive root (unless only --feed is given).
     Seeds already captured are skipped; failed ones are retried.
 
-    Exit status: 0 all captured, 1 some failed (listed), 2 usage or configuration error.
+    Exit status: 0 all captured, 1 some failed (listed), 2 usage or configuration error,
+    3 I/O, 4 cluster or worker failure, 130 interrupted.
     """
-    cfg = _config(ctx, workers=workers, timeout=timeout, max_size=max_size, allow_private=allow_private,
-                  cluster=cluster)
+    cfg = _config(ctx, collection=collection, workers=workers, timeout=timeout, max_size=max_size,
+                  allow_private=allow_private, cluster=cluster)
     started = time.monotonic()
     from archiver.capture.processes import start_processes
 
@@ -189,14 +225,35 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     from archiver.capture.run import capture as capture_lib
 
     sources = sources or (() if feeds else (str(cfg.root / "seeds"),))
-    progress = _CaptureProgress(ctx, quiet)
-    report = capture_lib(cfg, sources, collection, stdin=sys.stdin, on_event=progress, feeds=feeds, runner=runner)
+    progress = _CaptureProgress(ctx)
+    report = capture_lib(cfg, sources, stdin=sys.stdin, on_event=progress, feeds=feeds, runner=runner)
     progress.clear()
     _summary(report)
     click.echo(f"took {time.monotonic() - started:.1f} s", err=True)
-    if report.interrupted:
-        sys.exit(130)
-    sys.exit(0 if report.ok else 1)
+    sys.exit(_capture_status(report))
+
+
+def _show_index(report: IndexReport, cfg: Config) -> None:
+    for line in report.mended:
+        click.echo(f"mended {line}", err=True)
+    for line in report.unreadable:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"indexed {report.files} WARC files, {report.records} records, {report.articles} articles")
+    if report.search_added is not None:
+        click.echo(f"search index: {report.search_added} articles added")
+    restart = "; replay reads it (restart a running replay: config.yaml changed)"
+    if report.zipnum is not None:
+        built = report.zipnum
+        click.echo(f"zipnum index: {built.lines} lines in {built.blocks} blocks, "
+                   f"{built.summary.relative_to(cfg.root)}{restart if built.config_changed else '; replay reads it'}")
+    if report.redis is not None:
+        loaded = report.redis
+        click.echo(f"loaded {loaded.members} lines into {loaded.target.display}"
+                   f"{restart if loaded.config_changed else '; replay reads it'}")
+    if report.other_replay_index:
+        click.echo(f"note: config.yaml gives replay of {cfg.collection!r} an index of its own "
+                   f"(collections: {cfg.collection}: index:), "
+                   "not rebuilt now: run again with --zipnum or --redis URL to update it", err=True)
 
 
 @cli.command()
@@ -220,64 +277,34 @@ def index(ctx: click.Context, collection: str | None, zipnum: bool, redis_url: s
     run the same command again after capturing more. The full-text search index is brought up
     to date by the next 'archiver search', or at once with --search.
     """
-    from archiver.collection import Collection
-    from archiver.index.build import build_index
-    from archiver.index.fulltext import update_search
-    from archiver.index.pywbconfig import collection_index
-    from archiver.index.redis import load_redis, parse_redis_url
-    from archiver.index.zipnum import build_zipnum
+    from archiver.index.build import index as index_lib
 
-    cfg = _config(ctx, cluster=cluster)
-    collection_name = collection or cfg.collection
-    if zipnum and redis_url:
-        raise click.UsageError("--zipnum and --redis each give replay its index: choose one")
-    if redis_url:
-        parse_redis_url(redis_url, collection_name)  # a malformed URL fails now, not after the whole rebuild
-    live = _Live(ctx.obj.get("quiet", False))
+    cfg = _config(ctx, collection=collection, cluster=cluster)
+    live = _Live(_quiet(ctx))
 
     def progress(done: int, total: int, name: str) -> None:
-        if ctx.obj.get("verbose"):
+        if _verbose(ctx):
             live.echo(f"indexing {name}")
         live.show(f"indexing {done + 1}/{total}: {name}", force=True)
 
-    report = build_index(cfg, collection, progress)
-    live.clear()
-    for line in report.mended:
-        click.echo(f"mended {line}", err=True)
-    for line in report.unreadable:
-        click.echo(f"skipped {line}", err=True)
-    click.echo(f"indexed {report.files} WARC files, {report.records} records, "
-               f"{report.articles} articles")
-    if with_search:
-        def searching(done: int, total: int) -> None:
-            live.show(f"search index: {done}/{total} articles", force=done == total)
+    def searching(done: int, total: int) -> None:
+        live.show(f"search index: {done}/{total} articles", force=done == total)
 
-        added = update_search(Collection.at(cfg.root, collection_name), searching)
+    try:
+        report = index_lib(cfg, zipnum=zipnum, redis_url=redis_url or "", search=with_search, progress=progress,
+                           searching=searching)
+    finally:
         live.clear()
-        click.echo(f"search index: {added} articles added")
-    restart = "; replay reads it (restart a running replay: config.yaml changed)"
-    if zipnum:
-        built = build_zipnum(Collection.at(cfg.root, collection_name))
-        click.echo(f"zipnum index: {built.lines} lines in {built.blocks} blocks, "
-                   f"{built.summary.relative_to(cfg.root)}{restart if built.config_changed else '; replay reads it'}")
-    elif redis_url:
-        loaded = load_redis(Collection.at(cfg.root, collection_name), redis_url)
-        click.echo(f"loaded {loaded.members} lines into {loaded.target.display}"
-                   f"{restart if loaded.config_changed else '; replay reads it'}")
-    elif collection_index(cfg.root, collection_name):
-        click.echo(f"note: config.yaml gives replay of {collection_name!r} an index of its own "
-                   f"(collections: {collection_name}: index:), "
-                   "not rebuilt now: run again with --zipnum or --redis URL to update it", err=True)
-    if report.unreadable:
-        sys.exit(1)
+    _show_index(report, cfg)
+    sys.exit(ExitStatus.PARTIAL if report.unreadable else ExitStatus.OK)
 
 
-def _serve(cfg: Config, host: str, port: int, collection: str | None) -> None:
-    from archiver.replay.launch import replay_urls, start_replay
+def _serve(cfg: Config, host: str, port: int) -> None:
+    from archiver.replay.launch import replay, replay_urls
 
-    server = start_replay(cfg, host, port)
+    server = replay(cfg, host, port)
     click.echo(f"replay running at {server.url}/ (Ctrl-C stops it)")
-    for url, label in replay_urls(cfg, server.url, collection):
+    for url, label in replay_urls(cfg, server.url):
         click.echo(f"  {url}\n      {label}")
     try:
         server.process.wait()
@@ -294,7 +321,7 @@ def _serve(cfg: Config, host: str, port: int, collection: str | None) -> None:
 @click.pass_context
 def replay(ctx: click.Context, collection: str | None, host: str, port: int) -> None:
     """Serve the archive with pywb and print the replay URL of every archived article."""
-    _serve(_config(ctx), host, port, collection)
+    _serve(_config(ctx, collection=collection), host, port)
 
 
 @cli.command()
@@ -324,14 +351,14 @@ def export(ctx: click.Context, collection: str | None, fmt: str, output: Path | 
     from archiver.export import Filters
     from archiver.export import export as export_lib
 
-    cfg = _config(ctx)
+    cfg = _config(ctx, collection=collection)
     filters = Filters.parse(since, until, time_field, statuses, hosts)
-    live = _Live(ctx.obj.get("quiet", False) or output is None)  # stdout may be the terminal
+    live = _Live(_quiet(ctx) or output is None)  # stdout may be the terminal
 
     def progress(rows: int) -> None:
         live.show(f"exported {rows} rows")
 
-    count = export_lib(cfg, output or sys.stdout, fmt, collection, filters, progress)
+    count = export_lib(cfg, output or sys.stdout, fmt, filters, progress)
     live.clear()
     if output is not None:
         click.echo(f"wrote {count} {'lines' if fmt == 'cdxj' else 'rows'} to {output}", err=True)
@@ -378,7 +405,7 @@ def status(ctx: click.Context, collection: str | None, as_json: bool) -> None:
     """Show each collection's seeds captured and failed, WARC files, last capture, leftovers."""
     from archiver.status import status as status_lib
 
-    report = status_lib(_config(ctx), collection)
+    report = status_lib(_config(ctx, collection=collection), every=collection is None)
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -414,25 +441,25 @@ def verify(ctx: click.Context, files: tuple[Path, ...], collection: str | None) 
     """
     from archiver.verify import verify as verify_lib
 
-    cfg = _config(ctx)
+    if files and collection is not None:
+        raise click.UsageError("give either FILES or -c NAME, not both (FILES are checked on their own)")
+    cfg = _config(ctx, collection=collection)
+    live = _Live(_quiet(ctx))
 
     def show(problem: Problem) -> None:  # as found: a 1 GB collection takes a while
         if live.shown:
             live.clear()
         click.echo(str(problem))
 
-    live = _Live(ctx.obj.get("quiet", False))
-
     def progress(done: int, total: int, name: str) -> None:
-        if ctx.obj.get("verbose"):
+        if _verbose(ctx):
             live.echo(f"verifying {name}")
         live.show(f"verifying {done + 1}/{total}: {name}", force=True)
 
-    report = verify_lib(cfg, collection, list(files), on_problem=show, progress=progress)
+    report = verify_lib(cfg, files, on_problem=show, progress=progress)
     live.clear()
     click.echo(f"{report.files} files, {report.records} records verified, {len(report.problems)} problems")
-    if report.problems:
-        sys.exit(1)
+    sys.exit(ExitStatus.PARTIAL if report.problems else ExitStatus.OK)
 
 
 @cli.command()
@@ -449,12 +476,12 @@ def search(ctx: click.Context, query: tuple[str, ...], collection: str | None, l
     """
     from archiver.search import search as search_lib
 
-    live = _Live(ctx.obj.get("quiet", False))
+    live = _Live(_quiet(ctx))
 
     def progress(done: int, total: int) -> None:
         live.show(f"indexing new articles for search: {done}/{total}", force=done == total)
 
-    hits = search_lib(_config(ctx), " ".join(query), collection, limit, progress)
+    hits = search_lib(_config(ctx, collection=collection), " ".join(query), limit, progress)
     live.clear()
     for hit in hits:
         if fmt == "jsonl":
@@ -470,32 +497,27 @@ def search(ctx: click.Context, query: tuple[str, ...], collection: str | None, l
 @click.option("-c", "--collection", help=COLLECTION_HELP)
 @click.option("--every", default="15m", show_default=True, help="time between rounds: 30s, 15m, 1h, ...")
 @click.option("--allow-private", is_flag=True, default=None, help="allow loopback/private/link-local targets")
-@click.option("-q", "--quiet", is_flag=True, help="print only failures and each round's summary")
 @click.pass_context
 def watch(ctx: click.Context, feeds: tuple[str, ...], collection: str | None, every: str,
-          allow_private: bool | None, quiet: bool) -> None:
+          allow_private: bool | None) -> None:
     """Keep capturing the new items of RSS/Atom feeds (URLs or files) until stopped.
 
     Each round captures the items not captured yet (never the same item twice, across restarts)
     and retries failed ones. Ctrl-C stops.
     """
-    from archiver.watch import parse_every
+    from archiver.config import parse_duration
     from archiver.watch import watch as watch_lib
 
-    cfg = _config(ctx, allow_private=allow_private)
-    interval = parse_every(every)
-
-    def after(number: int, report: CaptureReport) -> None:
-        click.echo(f"round {number}: {report.captured} captured, {len(report.failures)} failed, "
-                   f"{report.skipped} already captured; next in {every}", err=True)
-
-    progress = _CaptureProgress(ctx, quiet)
+    cfg = _config(ctx, collection=collection, allow_private=allow_private)
+    interval = parse_duration(every)
+    progress = _CaptureProgress(ctx)
 
     def after_round(number: int, report: CaptureReport) -> None:
         progress.clear()
-        after(number, report)
+        click.echo(f"round {number}: {report.captured} captured, {len(report.failures)} failed, "
+                   f"{report.skipped} already captured; next in {every}", err=True)
 
-    watch_lib(cfg, feeds, interval, collection, on_round=after_round, on_event=progress)
+    watch_lib(cfg, feeds, interval, on_round=after_round, on_event=progress)
 
 
 @cli.command("wacz")
@@ -515,13 +537,13 @@ def wacz_command(ctx: click.Context, collection: str | None, output: Path) -> No
     """
     from archiver.wacz import wacz as wacz_lib
 
-    live = _Live(ctx.obj.get("quiet", False))
+    live = _Live(_quiet(ctx))
 
     def progress(done: int, total: int, name: str) -> None:
         live.show(f"{done + 1}/{total}: {name}", force=True)
 
     try:
-        report = wacz_lib(_config(ctx), collection, output, progress)
+        report = wacz_lib(_config(ctx, collection=collection), output, progress)
     finally:
         live.clear()
     click.echo(f"wrote {report.output}: {report.warc_files} WARC files, {report.index_lines} index lines, "
@@ -536,18 +558,16 @@ def wacz_command(ctx: click.Context, collection: str | None, output: Path) -> No
 @click.pass_context
 def demo(ctx: click.Context, site_port: int, port: int, no_replay: bool) -> None:
     """Offline demo: capture a bundled news site over loopback, then replay it."""
-    from archiver.demo import DEMO_COLLECTION
     from archiver.demo import demo as demo_lib
 
-    cfg = _config(ctx)
     progress = _CaptureProgress(ctx)
-    report = demo_lib(cfg, site_port, on_event=progress)
+    report = demo_lib(_config(ctx), site_port, on_event=progress)
     progress.clear()
     _summary(report.capture)
     if not report.capture.ok:
-        sys.exit(1)
+        sys.exit(_capture_status(report.capture))
     if not no_replay:
-        _serve(cfg, "127.0.0.1", port, DEMO_COLLECTION)
+        _serve(report.cfg, "127.0.0.1", port)
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -555,17 +575,19 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
-    fewer_malloc_arenas()  # capture, index and replay run many threads: see children.py
+    fewer_malloc_arenas()  # capture, index and replay run many threads: see _process.py
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `archiver export | head` ends quietly, like any Unix tool
     try:
         cli(prog_name="archiver", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(ExitStatus.INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception:  # not one of archiver's errors (those exit in _Group.invoke): a bug
+        traceback.print_exc()
+        click.echo(f"error: an internal error in archiver {__version__} (above); please report it. "
+                   "What was committed before it is kept: the same command resumes.", err=True)
+        sys.exit(ExitStatus.INTERNAL)

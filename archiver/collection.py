@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from archiver._fs import file_lock
 from archiver.errors import UsageError
@@ -27,6 +28,14 @@ def check_collection_name(name: str) -> str:
     return name
 
 
+class _Settings(Protocol):  # config.Config (which imports this module)
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def collection(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Collection:
     root: Path
@@ -35,6 +44,11 @@ class Collection:
     @classmethod
     def at(cls, root: Path, name: str) -> Collection:
         return cls(root=root, name=check_collection_name(name))
+
+    @classmethod
+    def of(cls, cfg: _Settings) -> Collection:
+        """The collection a command acts on: config.yaml's `collection`, or -c NAME."""
+        return cls.at(cfg.root, cfg.collection)
 
     @property
     def path(self) -> Path:

@@ -7,15 +7,29 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from archiver.errors import ConfigError
+from archiver.errors import ConfigError, UsageError
 
 MAX_AUTO_PROCESSES = 4
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, what: str = "interval", minimum: float = 1.0) -> float:
+    """Seconds from '30s', '15m', '1h', '2d' or plain seconds; UsageError naming `what` otherwise."""
+    m = _DURATION.match(text)
+    if not m:
+        raise UsageError(f"cannot read the {what} {text!r}: use e.g. 30s, 15m, 1h")
+    seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if seconds < minimum:
+        raise UsageError(f"the {what} must be at least {minimum:g} second{'s' if minimum != 1 else ''}")
+    return seconds
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ class DemoReport:
     site_url: str
     seeds: list[Path]
     capture: CaptureReport
+    cfg: Config  # the settings the demo captured with (its collection: `demo`), to replay it with
 
 
 def demo(cfg: Config, site_port: int = 8765, on_event: Callable[[Event], None] | None = None) -> DemoReport:
@@ -99,7 +100,7 @@ def demo(cfg: Config, site_port: int = 8765, on_event: Callable[[Event], None] |
     with SiteServer(site_dir(), site_port) as server:
         seeds = write_seed_documents(site_dir(), server.url, cfg.root / "demo-seeds")
         # the site is our own, on loopback: lift the address guard and the politeness delay
-        own_site = cfg.replace(allow_private=True, host_delay=0.0, host_concurrency=cfg.workers)
-        report = capture(own_site, [str(cfg.root / "demo-seeds")],
-                         DEMO_COLLECTION, on_event=on_event)
-    return DemoReport(server.url, seeds, report)
+        own_site = cfg.replace(allow_private=True, host_delay=0.0, host_concurrency=cfg.workers,
+                               collection=DEMO_COLLECTION)
+        report = capture(own_site, [str(cfg.root / "demo-seeds")], on_event=on_event)
+    return DemoReport(server.url, seeds, report, own_site)

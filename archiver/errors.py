@@ -1,28 +1,58 @@
-"""One exception tree for the whole library; cli.py turns these into exit codes."""
+"""One exception tree for the whole library, each kind with the exit status cli.py turns it into.
+
+| status | meaning |
+|---|---|
+| 0 | done: every seed captured, nothing wrong found |
+| 1 | done, in part: some seeds failed (listed with reasons), or verify, index or wacz found damaged files |
+| 2 | usage: the command line, config.yaml or the archive root is wrong; nothing was done |
+| 3 | file or storage I/O: a file, the disk or the object store could not be read or written |
+| 4 | network or cluster: the Dask scheduler, a worker process or a server archiver needs failed |
+| 5 | replay: pywb, or the replay index it reads (zipnum, Redis), could not be started, built or reached |
+| 6 | internal: a bug in archiver (a traceback is printed; please report it) |
+| 130 | interrupted (Ctrl-C, SIGTERM): what was done is kept, and the same command resumes |
+
+Failing seeds are not errors: capture reports them and goes on; only what stops a command is raised.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    PARTIAL = 1
+    USAGE = 2
+    IO = 3
+    NETWORK = 4
+    REPLAY = 5
+    INTERNAL = 6
+    INTERRUPTED = 130
 
 
 class ArchiverError(Exception):
     """Base of every error archiver raises on purpose. `exit_code` is what the CLI returns."""
 
-    exit_code = 1
+    exit_code = ExitStatus.INTERNAL
 
 
 class UsageError(ArchiverError):
     """The user asked for something that cannot be done as asked (bad name, bad flag)."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class ConfigError(ArchiverError):
     """config.yaml or the archive root is missing, unreadable or wrong."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class SeedError(ArchiverError):
     """A seed document or URL list could not be read. `reason` is machine-readable."""
+
+    exit_code = ExitStatus.PARTIAL
 
     def __init__(self, source: str, reason: str, detail: str) -> None:
         super().__init__(f"{source}: {detail} ({reason})")
@@ -34,6 +64,8 @@ class SeedError(ArchiverError):
 class FetchError(ArchiverError):
     """A fetch failed before a complete HTTP response arrived. `reason` is machine-readable."""
 
+    exit_code = ExitStatus.PARTIAL
+
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
@@ -43,14 +75,48 @@ class FetchError(ArchiverError):
 class WarcError(ArchiverError):
     """A WARC file is damaged or cannot be read."""
 
-
-class ReplayError(ArchiverError):
-    """pywb could not be started or stopped."""
+    exit_code = ExitStatus.IO
 
 
-class ReplayIndexError(ArchiverError):
-    """A replay index (zipnum cluster, Redis) could not be built, loaded or reached."""
+class StorageError(ArchiverError):
+    """The archive store failed: unreachable, timed out, or answered with an error."""
+
+    exit_code = ExitStatus.IO
+
+
+class StorageConfigError(StorageError, ConfigError):
+    """The store's URL, bucket, credentials or permissions are wrong: retrying will not help."""
+
+    exit_code = ExitStatus.USAGE
+
+
+class MissingObjectError(StorageError, FileNotFoundError):
+    """No file of that name in the store (also a FileNotFoundError, as for a local path)."""
+
+
+class WaczRefused(ArchiverError):
+    """The collection cannot be packaged as it is (it fails verification, or holds a file a WACZ
+    cannot carry). Exit status 1, like `archiver verify` finding problems: the command was right,
+    the data is not; fix it (or `archiver index`) and run again."""
+
+    exit_code = ExitStatus.PARTIAL
+
+    def __init__(self, message: str, problems: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)  # verify's Problem records, when verification failed
 
 
 class ClusterError(ArchiverError):
     """The workers (local processes or a Dask cluster) could not be reached, or died."""
+
+    exit_code = ExitStatus.NETWORK
+
+
+class ReplayError(ArchiverError):
+    """pywb could not be started or stopped."""
+
+    exit_code = ExitStatus.REPLAY
+
+
+class ReplayIndexError(ReplayError):
+    """A replay index (zipnum cluster, Redis) could not be built, loaded or reached."""

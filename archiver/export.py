@@ -203,7 +203,7 @@ def _where(filters: Filters, db: sqlite3.Connection) -> tuple[str, list[object]]
 
 # --- export ----------------------------------------------------------------------------------
 
-def export(cfg: Config, out: IO[str] | Path, fmt: str = "csv", collection_name: str | None = None,
+def export(cfg: Config, out: IO[str] | Path, fmt: str = "csv",
            filters: Filters | None = None, progress: Callable[[int], None] | None = None) -> int:
     """Write the collection's rows that pass `filters` to `out`; return how many were written.
 
@@ -215,7 +215,7 @@ def export(cfg: Config, out: IO[str] | Path, fmt: str = "csv", collection_name: 
     if fmt not in TEXT_FORMATS and not isinstance(out, Path):
         raise UsageError(f"{fmt} is a binary format: give a file to write with -o FILE")
     filters = filters or Filters()
-    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
+    collection = Collection.of(cfg)
     if fmt == "cdxj":
         return _export_cdxj(collection, out, filters)
     if not collection.db_path.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archiver._fs import atomic_write
 from archiver.collection import Collection
 from archiver.config import CONFIG_KEYS, KEY_HELP, Config
 from archiver.replay.templates import install_templates
@@ -40,13 +41,15 @@ class InitReport:
     created: list[str] = field(default_factory=list)
 
 
-def init(cfg: Config, collection_name: str | None = None) -> InitReport:
-    """Create config.yaml, collections/, seeds/ and templates/ under the root; leave what exists alone."""
+def init(cfg: Config, with_collection: bool = False) -> InitReport:
+    """Create config.yaml, collections/, seeds/ and templates/ under the root, and with
+    `with_collection` the folder of `cfg.collection`; leave what exists alone."""
     report = InitReport(cfg.root)
     cfg.root.mkdir(parents=True, exist_ok=True)
     config_path = cfg.root / "config.yaml"
     if not config_path.exists():
-        config_path.write_text(config_text(Config(root=cfg.root)), encoding="utf-8")
+        with atomic_write(config_path, encoding="utf-8") as out:
+            out.write(config_text(Config(root=cfg.root)))
         report.created.append("config.yaml")
     for name in ("collections", "seeds"):
         path = cfg.root / name
@@ -54,8 +57,8 @@ def init(cfg: Config, collection_name: str | None = None) -> InitReport:
             path.mkdir()
             report.created.append(name + "/")
     report.created.extend(install_templates(cfg.root))
-    if collection_name:
-        collection = Collection.at(cfg.root, collection_name)
+    if with_collection:
+        collection = Collection.of(cfg)
         if not collection.exists():
             collection.create()
             report.created.append(f"collections/{collection.name}/")

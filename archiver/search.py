@@ -31,7 +31,7 @@ class Hit:
     capture_time: str
 
 
-def search(cfg: Config, query: str, collection_name: str | None = None, limit: int = 20,
+def search(cfg: Config, query: str, limit: int = 20,
            progress: Callable[[int, int], None] | None = None) -> list[Hit]:
     """The articles whose title or text contain every term of `query`, best first.
 
@@ -43,7 +43,7 @@ def search(cfg: Config, query: str, collection_name: str | None = None, limit: i
         raise UsageError("give something to search for")
     if limit < 1:
         raise UsageError("--limit must be at least 1")
-    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
+    collection = Collection.of(cfg)
     if not collection.db_path.exists():
         raise UsageError(f"collection {collection.name!r} has no index under {cfg.root} (capture something first)")
     update_search(collection, progress)

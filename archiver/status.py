@@ -40,10 +40,10 @@ class StatusReport:
         return asdict(self)
 
 
-def status(cfg: Config, collection_name: str | None = None) -> StatusReport:
-    """The state of `collection_name`, or of every collection under the root when None."""
-    if collection_name is not None:
-        collection = Collection.at(cfg.root, collection_name)
+def status(cfg: Config, every: bool = False) -> StatusReport:
+    """The state of `cfg.collection`, or with `every` of every collection under the root."""
+    if not every:
+        collection = Collection.of(cfg)
         if not collection.path.is_dir():
             raise UsageError(f"no collection {collection.name!r} under {cfg.root}")
         names = [collection.name]

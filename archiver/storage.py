@@ -17,7 +17,7 @@ Names are relative POSIX paths under the store's root ("archive/x.warc.gz",
 reserved for files in flight and is never listed.
 
 Errors from the filesystem, fsspec, botocore or aiohttp come out as `StorageError` subclasses
-whose message says what to check; they are defined here until they move to errors.py.
+(errors.py) whose message says what to check.
 """
 
 from __future__ import annotations
@@ -38,21 +38,9 @@ from typing import IO, Any, Literal, NoReturn
 from archiver._fs import atomic_write, fsync_dir
 from archiver.collection import OPEN_SUFFIX, WARC_SUFFIXES, Collection
 from archiver.config import Config
-from archiver.errors import ArchiverError, ConfigError
+from archiver.errors import ConfigError, MissingObjectError, StorageConfigError, StorageError
 
 MiB = 1024 * 1024
-
-
-class StorageError(ArchiverError):
-    """The archive store failed: unreachable, timed out, or answered with an error."""
-
-
-class StorageConfigError(StorageError, ConfigError):
-    """The store's URL, bucket, credentials or permissions are wrong: retrying will not help."""
-
-
-class MissingObjectError(StorageError, FileNotFoundError):
-    """No file of that name in the store (also a FileNotFoundError, as for a local path)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ missing collection or file raises.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,8 +168,8 @@ def _row_problem(names: set[str], records: dict[tuple[str, int], RecordSeen], fi
 Progress = Callable[[int, int, str], None]  # (done, total, what is being read)
 
 
-def _verify_collection(cfg: Config, name: str, out: _Out, progress: Progress | None = None) -> None:
-    collection = Collection.at(cfg.root, name)
+def _verify_collection(cfg: Config, out: _Out, progress: Progress | None = None) -> None:
+    collection = Collection.of(cfg)
     if not collection.exists():
         raise UsageError(f"no collection {collection.name!r} under {cfg.root}")
     for leftover in collection.open_files():
@@ -195,21 +195,18 @@ def local_only(cfg: Config, command: str) -> None:
                          "first (e.g. 'aws s3 sync'), or give the files to 'archiver verify FILES...'")
 
 
-def verify(cfg: Config, collection_name: str | None, files: list[Path], *,
-           on_problem: Callable[[Problem], None] | None = None, progress: Progress | None = None) -> VerifyReport:
+def verify(cfg: Config, files: Sequence[Path] = (), *, on_problem: Callable[[Problem], None] | None = None,
+           progress: Progress | None = None) -> VerifyReport:
     """Check `files`; with none, the collection's WARC files and its two indexes against them.
 
     Problems are returned (and passed to `on_problem` as they are found), never raised. A
-    missing collection or file, or both a collection and files, raise UsageError.
+    missing collection or file raises UsageError.
     """
     report = VerifyReport()
     if not files:
         local_only(cfg, "verify")
-        _verify_collection(cfg, cfg.collection if collection_name is None else collection_name,
-                           _Out(report, on_problem, records={}), progress)
+        _verify_collection(cfg, _Out(report, on_problem, records={}), progress)
         return report
-    if collection_name is not None:
-        raise UsageError("give either FILES or -c NAME, not both (FILES are checked on their own)")
     for path in files:
         if not path.is_file():
             raise UsageError(f"no such file: {path}")

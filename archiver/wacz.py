@@ -41,7 +41,7 @@ from archiver import __version__
 from archiver._fs import atomic_write
 from archiver.collection import Collection, locked
 from archiver.config import Config
-from archiver.errors import ArchiverError, UsageError, WarcError
+from archiver.errors import UsageError, WaczRefused, WarcError
 from archiver.index.metadata import Article, Store
 from archiver.verify import Problem, local_only, verify
 
@@ -62,18 +62,6 @@ _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 _MAX_NAME_BYTES = 255
 DosTime = tuple[int, int, int, int, int, int]
 _ZIP_EPOCH: DosTime = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP entry can carry
-
-
-class WaczRefused(ArchiverError):
-    """The collection cannot be packaged as it is (it fails verification, or holds a file a WACZ
-    cannot carry). Exit status 1, like `archiver verify` finding problems: the command was right,
-    the data is not; fix it (or `archiver index`) and run again."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or []
 
 
 @dataclass(frozen=True)
@@ -136,7 +124,7 @@ def _checked_path(path: str) -> str:
     return path
 
 
-def wacz(cfg: Config, collection_name: str | None, output: Path,
+def wacz(cfg: Config, output: Path,
          progress: Callable[[int, int, str], None] | None = None) -> WaczReport:
     """Package the collection as the WACZ file `output`, replaced only when complete.
 
@@ -146,8 +134,7 @@ def wacz(cfg: Config, collection_name: str | None, output: Path,
     name cannot go into a WACZ.
     """
     local_only(cfg, "wacz")
-    name = cfg.collection if collection_name is None else collection_name
-    collection = Collection.at(cfg.root, name)
+    collection = Collection.of(cfg)
     if not collection.exists():
         raise UsageError(f"no collection {collection.name!r} under {cfg.root}")
     output = _checked_output(output)
@@ -156,7 +143,7 @@ def wacz(cfg: Config, collection_name: str | None, output: Path,
         if not warcs:
             raise UsageError(f"collection {collection.name!r} has no WARC files: nothing to package")
         members = [(path, member_name(path.name)) for path in warcs]
-        checked = verify(cfg, collection.name, [], progress=progress)
+        checked = verify(cfg, progress=progress)
         if checked.problems:
             raise WaczRefused(_refusal(collection.name, checked.problems), checked.problems)
         report = WaczReport(output=output, records_verified=checked.records)
@@ -308,6 +295,3 @@ def _write_pages(zf: zipfile.ZipFile, store: Store, when: DosTime, report: WaczR
                 out.write((json.dumps(page_of(article), ensure_ascii=False) + "\n").encode("utf-8"))
                 report.pages += 1
     return out.resource(PAGES_PATH)
-
-
-__all__ = ["WaczRefused", "WaczReport", "member_name", "page_of", "wacz"]

@@ -322,7 +322,7 @@ from archiver.config import load
 from archiver.index.build import update_index
 cfg = load(Path(sys.argv[1]))
 started = time.perf_counter()
-report = update_index(cfg, "bench")
+report = update_index(cfg.replace(collection="bench"))
 print(json.dumps({"seconds": time.perf_counter() - started, "files": report.files, "records": report.records}))
 """
 

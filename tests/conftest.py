@@ -117,5 +117,5 @@ def capture_pages(cfg: Config, site: NewsSite, pages: list[str], name: str = "ne
     seeds.mkdir(exist_ok=True)
     for n, page in enumerate(pages):
         (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n))
-    capture(cfg, [str(seeds)], name)
+    capture(cfg.replace(collection=name), [str(seeds)])
     return Collection.at(cfg.root, name)

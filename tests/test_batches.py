@@ -109,7 +109,7 @@ def test_refresh_removes_files_the_committed_fragment_does_not_name(cfg: Config,
     shutil.copy(committed, orphan)
     unrelated = archive / "other-tool.warc.gz"
     shutil.copy(committed, unrelated)  # not a batch file: indexed like any WARC
-    report = update_index(cfg, "news")
+    report = update_index(cfg)
     assert not orphan.exists() and any("removed (its batch was committed" in m for m in report.mended)
     assert report.files == 2
     with Store(job.collection.db_path) as store:

@@ -46,7 +46,7 @@ def captured(site: NewsSite, cfg: Config, clock: Callable[[], datetime], new_id:
         (seeds / f"{n:03d}.txt").write_text(doc, encoding="utf-8")
     (seeds / "list.txt").write_text(f"# same body, two framings\n{site.url}/same-plain.html\n"
                                     f"{site.url}/same-chunked.html\n")
-    report = capture(cfg, [str(seeds)], "news", clock=clock, new_id=new_id)
+    report = capture(cfg, [str(seeds)], clock=clock, new_id=new_id)
     collection = Collection.at(cfg.root, "news")
     with Store(collection.db_path) as store:
         rows = {a.url.removeprefix(site.url): a for a in store.articles()}
@@ -178,27 +178,27 @@ def test_seed_document_is_stored_as_metadata_tied_to_the_capture(captured, site:
 
 def test_rerun_skips_captured_and_retries_failed(captured, cfg: Config, site: NewsSite) -> None:
     hits_before = len(site.hits)
-    report = capture(cfg, [str(cfg.root / "seeds")], "news")
+    report = capture(cfg, [str(cfg.root / "seeds")])
     assert report.skipped == len(SEEDED) + 2 - 1
     assert report.captured == 0 and [e.reason for e in report.failures] == ["http_404"]
     assert site.hits[hits_before:] == ["/gone.html", "/img/lead.jpg"]
 
 
 def test_url_seeds_without_a_document_fail_with_a_reason(cfg: Config, site: NewsSite) -> None:
-    report = capture(cfg, [site.url + "/nothing-here", site.url + "/loop"], "news")
+    report = capture(cfg, [site.url + "/nothing-here", site.url + "/loop"])
     assert sorted(e.reason for e in report.failures) == ["http_404", "too_many_redirects"]
 
 
 def test_private_addresses_are_refused_by_default(cfg: Config, site: NewsSite) -> None:
     guarded = cfg.replace(allow_private=False)
-    report = capture(guarded, [site.url + "/plain.html"], "news")
+    report = capture(guarded, [site.url + "/plain.html"])
     assert [e.reason for e in report.failures] == ["blocked_address"]
     assert "/plain.html" not in site.hits[-1:]
 
 
 def test_total_deadline_cuts_a_dripping_server(cfg: Config, site: NewsSite) -> None:
     quick = cfg.replace(timeout=1, read_timeout=5)
-    report = capture(quick, [site.url + "/drip.html"], "news")
+    report = capture(quick, [site.url + "/drip.html"])
     assert [e.reason for e in report.failures] == ["truncated_time"]
     records = all_records(Collection.at(cfg.root, "news").archive_dir)
     response = next(r for r in records if r["type"] == "response")
@@ -208,7 +208,7 @@ def test_total_deadline_cuts_a_dripping_server(cfg: Config, site: NewsSite) -> N
 
 def test_size_cap_truncates_and_marks(cfg: Config, site: NewsSite) -> None:
     small = cfg.replace(max_size=1000, lead_images=False)
-    capture(small, [site.url + "/img/lead.jpg"], "news")
+    capture(small, [site.url + "/img/lead.jpg"])
     records = all_records(Collection.at(cfg.root, "news").archive_dir)
     response = next(r for r in records if r["type"] == "response")
     assert response["headers"]["WARC-Truncated"] == "length"
@@ -219,7 +219,7 @@ def test_size_cap_truncates_and_marks(cfg: Config, site: NewsSite) -> None:
 def test_warc_files_roll_over_at_the_configured_size(cfg: Config, site: NewsSite) -> None:
     small = cfg.replace(workers=1, warc_max_size=40_000)
     urls = [site.url + p for p in ("/plain.html", "/gzip.html", "/gbk.html", "/og-only.html", "/chunked.html")]
-    report = capture(small, urls, "news")
+    report = capture(small, urls)
     assert report.captured == 5
     archive = Collection.at(cfg.root, "news").archive_dir
     paths = sorted(archive.glob("*.warc.gz"))
@@ -238,14 +238,14 @@ def test_processes_started_before_capture_run_its_batches_and_are_closed(cfg: Co
     urls = [site.url + p for p in ("/plain.html", "/gbk.html")]
     runner = start_processes(two)
     assert runner is not None and all(p.is_alive() for p in runner.processes)
-    report = capture(two, urls, "news", runner=runner)
+    report = capture(two, urls, runner=runner)
     assert report.captured == 2 and report.ok
     assert runner.closed and not any(p.is_alive() for p in runner.processes)
     # a capture that cannot start (the collection is busy) still lets them go
     runner = start_processes(two)
     assert runner is not None
     with locked(Collection.at(cfg.root, "news")), pytest.raises(UsageError, match="another archiver process"):
-        capture(two, [site.url + "/og-only.html"], "news", runner=runner)
+        capture(two, [site.url + "/og-only.html"], runner=runner)
     assert runner.closed and not any(p.is_alive() for p in runner.processes)
     assert start_processes(cfg.replace(processes=1)) is None  # one process: threads of the capture
 
@@ -254,7 +254,7 @@ def test_worker_processes_share_out_hosts_and_write_valid_warcs(cfg: Config, sit
     # two host names for the same loopback site: 127.0.0.1 and localhost
     other = site.url.replace("127.0.0.1", "localhost")
     urls = [base + p for base in (site.url, other) for p in ("/plain.html", "/gbk.html", "/chunked.html")]
-    report = capture(cfg.replace(processes=2, workers=4), urls, "news")
+    report = capture(cfg.replace(processes=2, workers=4), urls)
     assert report.captured == 6 and report.ok
     collection = Collection.at(cfg.root, "news")
     names = [p.name for p in collection.warc_files()]

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from archiver.cli import cli
+from archiver.errors import ExitStatus
 
 from .conftest import FAST_YAML
 from .newsite import NewsSite, seed_document
@@ -32,6 +35,13 @@ def test_top_level_help_lists_every_command(tmp_path: Path) -> None:
     assert result.exit_code == 0
     for command in COMMANDS:
         assert re.search(rf"^\s+{command}\s", result.output, re.M)
+
+
+def test_quiet_and_verbose_go_before_or_after_the_command(tmp_path: Path) -> None:
+    for args in (["-q", "status"], ["status", "-q"], ["-v", "status"], ["status", "--verbose"]):
+        result = run(tmp_path, *args)
+        assert result.exit_code == 0 and "no collections" in result.output, args
+    assert run(tmp_path, "status", "--loud").exit_code == 2
 
 
 def test_init_is_safe_to_run_twice(tmp_path: Path) -> None:
@@ -131,3 +141,16 @@ def test_verbose_lists_every_seed_and_quiet_only_problems(tmp_path: Path, site: 
     assert "\r" not in quiet.output + loud.output  # no live status line when not on a terminal
     index = CliRunner().invoke(cli, ["--root", str(tmp_path), "-v", "index"])
     assert index.exit_code == 0 and "indexing archiver-" in index.output
+
+
+def test_a_bug_exits_with_the_internal_status_and_a_traceback(tmp_path: Path) -> None:
+    """Only archiver's own errors are exit statuses 1-5: anything else is a bug, said as one (6)."""
+    code = ("import sys, archiver.status as status\n"
+            "def broken(*args, **kwargs): raise RuntimeError('a bug')\n"
+            "status.status = broken\n"
+            "from archiver.cli import main\n"
+            "sys.argv = ['archiver', '--root', sys.argv[1], 'status']\n"
+            "main()\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == ExitStatus.INTERNAL == 6
+    assert "Traceback" in result.stderr and "RuntimeError: a bug" in result.stderr and "please report" in result.stderr

@@ -303,7 +303,7 @@ def test_capture_and_index_write_the_listing(site: NewsSite, cfg: Config, clock:
     seeds.mkdir()
     for n, path in enumerate(("/plain.html", "/gzip.html", "/gbk.html")):
         (seeds / f"{n}.txt").write_text(seed_document(site.url + path, f"文章 {n}", 1696553101000 + n * 1000), "utf-8")
-    capture(cfg, [str(seeds)], "news", clock=clock, new_id=new_id)
+    capture(cfg, [str(seeds)], clock=clock, new_id=new_id)
     collection = Collection.at(cfg.root, "news")
     folder = listing_dir(collection)
     first = read(folder, MANIFEST)
@@ -313,10 +313,10 @@ def test_capture_and_index_write_the_listing(site: NewsSite, cfg: Config, clock:
     # capture writes its collection only: templates come with `init` and `replay` (test_templates.py)
     assert not (cfg.root / "templates").exists() and not (cfg.root / "config.yaml").exists()
 
-    capture(cfg, [str(seeds)], "news", clock=clock, new_id=new_id)  # nothing new: left alone
+    capture(cfg, [str(seeds)], clock=clock, new_id=new_id)  # nothing new: left alone
     assert read(folder, MANIFEST)["generation"] == first["generation"]
 
-    build_index(cfg, "news")  # `archiver index` writes it again
+    build_index(cfg)  # `archiver index` writes it again
     rebuilt = read(folder, MANIFEST)
     assert rebuilt["generation"] != first["generation"] and rebuilt["count"] == 3
     assert all_rows(folder, "capture") != [] and len(all_rows(folder, "capture")) == 3
@@ -400,7 +400,7 @@ def captured_root(site: NewsSite, cfg: Config, clock: Callable[[], datetime], ne
         body = "<p>只在订阅源里的正文</p>" if path == "/gone.html" else "<p>正文</p>"
         (seeds / f"{n}.txt").write_text(seed_document(site.url + path, title, ms, body=body), "utf-8")
     (seeds / "list.txt").write_text(site.url + "/og-only.html\n", "utf-8")
-    report = capture(cfg, [str(seeds)], "news", clock=clock, new_id=new_id)
+    report = capture(cfg, [str(seeds)], clock=clock, new_id=new_id)
     assert report.captured == 7 and [e.reason for e in report.failures] == ["http_404"]
     return cfg.root
 

@@ -34,7 +34,7 @@ def write(root: Path, *articles: Article) -> Config:
 def test_export_has_every_documented_field_in_order(tmp_path: Path) -> None:
     cfg = write(tmp_path, article())
     out = io.StringIO()
-    assert export(cfg, out, "csv", "news") == 1
+    assert export(cfg, out, "csv") == 1
     header = out.getvalue().splitlines()[0].split(",")
     assert header == [
         "url", "title", "seed_timestamp", "seed_time", "page_title", "published", "capture_time", "status",
@@ -47,7 +47,7 @@ def test_spreadsheet_formulas_are_neutralised(tmp_path: Path) -> None:
     titles = ["=HYPERLINK(\"http://evil\")", "+1+1", "-2", "@SUM(A1)", "\tx", "\rx", "normal = fine"]
     cfg = write(tmp_path, *(article(f"https://example.org/{i}", t) for i, t in enumerate(titles)))
     out = io.StringIO()
-    export(cfg, out, "csv", "news")
+    export(cfg, out, "csv")
     got = sorted(row["title"] for row in csv.DictReader(io.StringIO(out.getvalue())))
     assert got == sorted(["'" + t for t in titles[:-1]] + ["normal = fine"])
     assert safe_cell(-5) == -5  # numbers are numbers
@@ -56,7 +56,7 @@ def test_spreadsheet_formulas_are_neutralised(tmp_path: Path) -> None:
 def test_jsonl_keeps_types(tmp_path: Path) -> None:
     cfg = write(tmp_path, article(status=None, warc_offset=12345))
     out = io.StringIO()
-    export(cfg, out, "jsonl", "news")
+    export(cfg, out, "jsonl")
     row = json.loads(out.getvalue())
     assert row["seed_timestamp"] == 1696553101000 and row["status"] is None and row["warc_offset"] == 12345
     assert list(row) == list(FIELDS)
@@ -71,11 +71,11 @@ def test_any_title_and_url_survive_export_exactly(url: str, title: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write(Path(tmp), article(url, title))
         out = io.StringIO()
-        export(cfg, out, "jsonl", "news")
+        export(cfg, out, "jsonl")
         row = json.loads(out.getvalue())
         assert (row["url"], row["title"]) == (url, title)
         out = io.StringIO(newline="")
-        export(cfg, out, "csv", "news")
+        export(cfg, out, "csv")
         row = next(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
         assert row["url"] == safe_cell(url) and row["title"] == safe_cell(title)
 
@@ -93,5 +93,5 @@ def test_export_never_changes_the_index_it_reads(tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 1")  # an index written by an older archiver
     before = db.read_bytes()
     with pytest.raises(ConfigError, match="archiver index"):
-        export(cfg, io.StringIO(), "csv", "news")
+        export(cfg, io.StringIO(), "csv")
     assert db.read_bytes() == before

@@ -48,7 +48,7 @@ def write(root: Path, *articles: Article) -> Config:
 
 def rows(cfg: Config, filters: Filters | None = None, fmt: str = "jsonl") -> list[dict[str, object]]:
     out = io.StringIO()
-    count = export(cfg, out, fmt, "news", filters)
+    count = export(cfg, out, fmt, filters)
     got = [json.loads(line) for line in out.getvalue().splitlines()]
     assert count == len(got)
     return got
@@ -83,7 +83,7 @@ def test_parquet_reads_back_in_duckdb_with_proper_types_and_values(tmp_path: Pat
         article("https://example.org/d", seed_timestamp=T0 + 120_000, published="2023-10-06"),
     )
     out = tmp_path / "news.parquet"
-    assert export(cfg, out, "parquet", "news") == 4
+    assert export(cfg, out, "parquet") == 4
 
     types = {name: kind for name, kind, *_ in read_parquet(out, "DESCRIBE SELECT * FROM t")}
     stamp = "TIMESTAMP WITH TIME ZONE"  # isAdjustedToUTC: an instant, shown in any zone
@@ -119,7 +119,7 @@ def test_parquet_matches_jsonl_value_for_value(tmp_path: Path) -> None:
     cfg = write(tmp_path, *(article(f"https://example.org/{i}", seed_timestamp=T0 + i * 1000,
                                     title=f"t{i}", warc_offset=i) for i in range(25)))
     out = tmp_path / "x.parquet"
-    export(cfg, out, "parquet", "news")
+    export(cfg, out, "parquet")
     text = rows(cfg)
     table = pq.read_table(out).to_pylist()
     assert [r["url"] for r in table] == [r["url"] for r in text]  # same order as the text formats
@@ -133,7 +133,7 @@ def test_parquet_is_written_in_batches(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(export_module, "BATCH_ROWS", 4)
     cfg = write(tmp_path, *(article(f"https://example.org/{i:02}") for i in range(10)))
     out = tmp_path / "x.parquet"
-    assert export(cfg, out, "parquet", "news") == 10
+    assert export(cfg, out, "parquet") == 10
     assert pq.ParquetFile(out).metadata.num_row_groups == 3
     assert read_parquet(out, "SELECT count(*), count(DISTINCT url) FROM t") == [(10, 10)]
 
@@ -141,7 +141,7 @@ def test_parquet_is_written_in_batches(tmp_path: Path, monkeypatch: pytest.Monke
 def test_an_empty_result_is_still_a_readable_parquet_file(tmp_path: Path) -> None:
     cfg = write(tmp_path, article("https://example.org/a"))
     out = tmp_path / "x.parquet"
-    assert export(cfg, out, "parquet", "news", Filters.parse(hosts=["nowhere.test"])) == 0
+    assert export(cfg, out, "parquet", Filters.parse(hosts=["nowhere.test"])) == 0
     assert read_parquet(out, "SELECT count(*) FROM t") == [(0,)]
     assert len(read_parquet(out, "DESCRIBE SELECT * FROM t")) == len(FIELDS) + 1
 
@@ -166,7 +166,7 @@ def many(root: Path, n: int) -> Config:
 def traced_peak(cfg: Config, out: Path, fmt: str) -> tuple[int, int]:
     tracemalloc.start()
     try:
-        count = export(cfg, out, fmt, "news")
+        count = export(cfg, out, fmt)
         return count, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -176,7 +176,7 @@ def test_a_large_parquet_export_streams_in_flat_memory(tmp_path: Path) -> None:
     n = 100_000
     cfg = many(tmp_path, n)
     # one row first, so that what pyarrow imports on first use is not counted
-    export(cfg, tmp_path / "warm.parquet", "parquet", "news", Filters.parse(until="2023-10-06T00:45:01.001Z"))
+    export(cfg, tmp_path / "warm.parquet", "parquet", Filters.parse(until="2023-10-06T00:45:01.001Z"))
     count, peak = traced_peak(cfg, tmp_path / "big.parquet", "parquet")
     # every row held at once takes over 100 MB of Python objects (200 MB converted); a batch of
     # 10,000 about 20
@@ -195,7 +195,7 @@ def test_text_exports_stream_row_by_row(tmp_path: Path, fmt: str) -> None:
 def test_parquet_needs_a_file(tmp_path: Path) -> None:
     cfg = write(tmp_path, article("https://example.org/a"))
     with pytest.raises(UsageError, match="-o FILE"):
-        export(cfg, io.StringIO(), "parquet", "news")
+        export(cfg, io.StringIO(), "parquet")
     result = CliRunner().invoke(cli, ["--root", str(tmp_path), "export", "--format", "parquet"])
     assert result.exit_code == 2 and "-o FILE" in result.output
 
@@ -205,7 +205,7 @@ def test_exports_replace_the_file_only_when_complete(tmp_path: Path) -> None:
     out = tmp_path / "x.parquet"
     out.write_bytes(b"previous export")
     with pytest.raises(UsageError):
-        export(cfg, out, "parquet", "missing")  # fails before writing: the old file stays
+        export(cfg.replace(collection="missing"), out, "parquet")  # fails before writing: the old file stays
     assert out.read_bytes() == b"previous export"
     result = CliRunner().invoke(cli, ["--root", str(tmp_path), "export", "--format", "parquet", "-o", str(out)])
     assert result.exit_code == 0 and "wrote 1 rows" in result.output
@@ -216,7 +216,7 @@ def test_exports_replace_the_file_only_when_complete(tmp_path: Path) -> None:
 def test_an_unwritable_output_is_a_usage_error(tmp_path: Path) -> None:
     cfg = write(tmp_path, article("https://example.org/a"))
     with pytest.raises(UsageError, match="cannot write"):
-        export(cfg, tmp_path / "no" / "such" / "dir.csv", "csv", "news")
+        export(cfg, tmp_path / "no" / "such" / "dir.csv", "csv")
 
 
 # --- cdxj ------------------------------------------------------------------------------------
@@ -227,17 +227,17 @@ def captured(cfg: Config, site: NewsSite) -> Collection:
     seeds.mkdir()
     for n, page in enumerate(["/plain.html", "/gbk.html", "/redirect", "/missing-page.html"]):
         (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", T0 + n))
-    capture(cfg, [str(seeds)], "news")
+    capture(cfg, [str(seeds)])
     return Collection.at(cfg.root, "news")
 
 
 def test_cdxj_export_is_the_replay_index_as_is(cfg: Config, captured: Collection) -> None:
     out = io.StringIO(newline="")
-    count = export(cfg, out, "cdxj", "news")
+    count = export(cfg, out, "cdxj")
     index = captured.cdxj_path.read_text(encoding="utf-8")
     assert out.getvalue() == index and count == len(index.splitlines()) > 4
     path = cfg.root / "index.cdxj"
-    assert export(cfg, path, "cdxj", "news") == count
+    assert export(cfg, path, "cdxj") == count
     assert path.read_text(encoding="utf-8") == index
 
 
@@ -246,7 +246,7 @@ def test_cdxj_filters_by_record_host_time_and_status(cfg: Config, captured: Coll
 
     def lines(**filters: object) -> list[str]:
         out = io.StringIO(newline="")
-        export(cfg, out, "cdxj", "news", Filters.parse(**filters))  # type: ignore[arg-type]
+        export(cfg, out, "cdxj", Filters.parse(**filters))  # type: ignore[arg-type]
         return out.getvalue().splitlines(keepends=True)
 
     assert any("feed-copy.invalid/http/127.0.0.1" in line for line in index)
@@ -278,7 +278,7 @@ def test_cdxj_host_matching_on_lines(tmp_path: Path) -> None:
     text = "".join(f'{key} 20240102030405 {{"url": "{url}", "status": "200"}}\n' for key, url in entries)
     collection.cdxj_path.write_text(text, encoding="utf-8")
     out = io.StringIO()
-    assert export(Config(root=tmp_path), out, "cdxj", "news", Filters.parse(hosts=["example.org"])) == 3
+    assert export(Config(root=tmp_path), out, "cdxj", Filters.parse(hosts=["example.org"])) == 3
     assert [json.loads(line.split(" ", 2)[2])["url"][-1] for line in out.getvalue().splitlines()] == ["a", "b", "d"]
 
 
@@ -362,10 +362,10 @@ def test_filters_combine_and_apply_to_every_format(mixed: Config, tmp_path: Path
     expected = ["http://news.EXAMPLE.org./gone", "https://example.org/ok", "https://www.example.org/late"]
     assert sorted(str(r["url"]) for r in rows(mixed, filters)) == expected
     out = io.StringIO(newline="")
-    assert export(mixed, out, "csv", "news", filters) == 3
+    assert export(mixed, out, "csv", filters) == 3
     assert sorted(r["url"] for r in csv.DictReader(io.StringIO(out.getvalue(), newline=""))) == expected
     path = tmp_path / "f.parquet"
-    assert export(mixed, path, "parquet", "news", filters) == 3
+    assert export(mixed, path, "parquet", filters) == 3
     assert sorted(r[0] for r in read_parquet(path, "SELECT url FROM t")) == expected  # type: ignore[type-var]
 
 
@@ -373,7 +373,7 @@ def test_filtered_csv_stays_formula_safe(tmp_path: Path) -> None:
     cfg = write(tmp_path, article("https://example.org/a", title="=HYPERLINK(\"http://evil\")"),
                 article("https://other.test/b", title="@SUM(A1)"))
     out = io.StringIO(newline="")
-    export(cfg, out, "csv", "news", Filters.parse(hosts=["example.org"]))
+    export(cfg, out, "csv", Filters.parse(hosts=["example.org"]))
     got = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
     assert [r["title"] for r in got] == ["'=HYPERLINK(\"http://evil\")"]
 

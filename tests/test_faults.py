@@ -84,7 +84,7 @@ def test_a_cut_body_is_marked_and_retried(fetcher_and_sleeps, site: NewsSite) ->
 
 
 def test_a_reset_connection_ends_marked_never_silently_partial(cfg: Config, site: NewsSite) -> None:
-    report = capture(cfg.replace(retries=1), [fresh(site, "/always-cut.html")], "news")
+    report = capture(cfg.replace(retries=1), [fresh(site, "/always-cut.html")])
     assert [e.reason for e in report.failures] == ["truncated_disconnect"]
     archive = Collection.at(cfg.root, "news").archive_dir
     responses = [r for r in all_records(archive) if r["type"] == "response"]
@@ -94,13 +94,13 @@ def test_a_reset_connection_ends_marked_never_silently_partial(cfg: Config, site
 
 
 def test_headers_dripped_slowly_are_cut_at_the_deadline(cfg: Config, site: NewsSite) -> None:
-    report = capture(cfg.replace(timeout=1, read_timeout=5, retries=0), [fresh(site, "/slow-headers.html")], "news")
+    report = capture(cfg.replace(timeout=1, read_timeout=5, retries=0), [fresh(site, "/slow-headers.html")])
     assert [e.reason for e in report.failures] == ["timeout"]
 
 
 def test_attempts_are_recorded(cfg: Config, site: NewsSite) -> None:
     url = fresh(site, "/flaky.html")
-    capture(cfg, [url], "news")
+    capture(cfg, [url])
     with Store(Collection.at(cfg.root, "news").db_path) as store:
         row = store.get(url)
     assert row is not None and row.status == 200 and row.attempts == 3
@@ -126,7 +126,7 @@ def test_a_gzip_bomb_is_stored_as_received_and_decoded_only_in_part(cfg: Config,
 
     tracemalloc.start()
     try:
-        report = capture(cfg, [site.url + "/bomb.html"], "news")
+        report = capture(cfg, [site.url + "/bomb.html"])
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -140,12 +140,12 @@ def test_a_gzip_bomb_is_stored_as_received_and_decoded_only_in_part(cfg: Config,
 
 
 def test_a_silent_server_times_out_on_read(cfg: Config, site: NewsSite) -> None:
-    report = capture(cfg.replace(read_timeout=0.5, retries=0), [fresh(site, "/silent.html")], "news")
+    report = capture(cfg.replace(read_timeout=0.5, retries=0), [fresh(site, "/silent.html")])
     assert [e.reason for e in report.failures] == ["timeout"]
 
 
 def test_long_redirect_chains_stop_and_every_hop_is_kept(cfg: Config, site: NewsSite) -> None:
-    report = capture(cfg.replace(max_redirects=4, lead_images=False), [site.url + "/chain?0"], "news")
+    report = capture(cfg.replace(max_redirects=4, lead_images=False), [site.url + "/chain?0"])
     assert [e.reason for e in report.failures] == ["too_many_redirects"]
     archive = Collection.at(cfg.root, "news").archive_dir
     hops = [r["headers"]["WARC-Target-URI"] for r in all_records(archive) if r["type"] == "response"]

@@ -7,12 +7,12 @@ from click.testing import CliRunner
 from archiver.capture.run import CaptureReport, capture
 from archiver.cli import cli
 from archiver.collection import Collection
-from archiver.config import Config
+from archiver.config import Config, parse_duration
 from archiver.index.metadata import Store
 from archiver.seeds.feeds import looks_like_feed, parse_feed
 from archiver.seeds.model import BadSeed, Seed
 from archiver.seeds.sources import iter_seeds
-from archiver.watch import parse_every, watch
+from archiver.watch import watch
 
 from .conftest import FAST_YAML
 from .newsite import NewsSite, rss
@@ -76,7 +76,7 @@ def test_a_broken_feed_file_is_reported(tmp_path: Path) -> None:
 
 def test_capture_from_a_feed_url_keeps_the_feed_copy_and_the_enclosure(cfg: Config, site: NewsSite) -> None:
     site.httpd.feed_items[:] = [("/plain.html", "普通"), ("/gone.html", "已删除")]  # type: ignore[attr-defined]
-    report = capture(cfg, [], "news", feeds=[site.url + "/feed.xml"])
+    report = capture(cfg, [], feeds=[site.url + "/feed.xml"])
     assert report.captured == 1 and [e.reason for e in report.failures] == ["http_404"]
     with Store(Collection.at(cfg.root, "news").db_path) as store:
         plain = store.get(site.url + "/plain.html")
@@ -88,7 +88,7 @@ def test_capture_from_a_feed_url_keeps_the_feed_copy_and_the_enclosure(cfg: Conf
 
 
 def test_feed_urls_go_through_the_address_guard(cfg: Config, site: NewsSite) -> None:
-    report = capture(cfg.replace(allow_private=False), [], "news", feeds=[site.url + "/feed.xml"])
+    report = capture(cfg.replace(allow_private=False), [], feeds=[site.url + "/feed.xml"])
     assert [e.reason for e in report.failures] == ["blocked_address"]
 
 
@@ -104,14 +104,14 @@ def test_watch_captures_new_items_and_never_the_same_twice(cfg: Config, site: Ne
         rounds.append(report.captured)
 
     start = len(site.hits)
-    done = watch(cfg, [site.url + "/feed.xml"], 60, "news", on_round=after, rounds=3, sleep=next_round)
+    done = watch(cfg, [site.url + "/feed.xml"], 60, on_round=after, rounds=3, sleep=next_round)
     assert done == 3 and rounds == [1, 1, 0]
     fetched = [h for h in site.hits[start:] if h.endswith(".html")]
     assert fetched.count("/plain.html") == 1 and fetched.count("/gbk.html") == 1
 
 
-def test_parse_every() -> None:
-    assert [parse_every(t) for t in ("30s", "15m", "1h", "2d", "90")] == [30, 900, 3600, 172800, 90]
+def test_parse_duration() -> None:
+    assert [parse_duration(t) for t in ("30s", "15m", "1h", "2d", "90")] == [30, 900, 3600, 172800, 90]
 
 
 def test_cli_capture_feed_and_watch_help(tmp_path: Path, site: NewsSite) -> None:

@@ -37,9 +37,9 @@ def test_export_matches_golden(cfg: Config, site: NewsSite, clock: Callable[[], 
         (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"标题 {n}", 1696553101000 + n * 60_000,
                                                       body=f"<p>正文 {n}</p>"), encoding="utf-8")
     (seeds / "urls.txt").write_text(f"{site.url}/gzip.html\n{site.url}/missing-image.html\n")
-    capture(replace(cfg, workers=1), [str(seeds)], "news", clock=clock, new_id=new_id)
+    capture(replace(cfg, workers=1), [str(seeds)], clock=clock, new_id=new_id)
     out = io.StringIO()
-    export(cfg, out, "jsonl", "news")
+    export(cfg, out, "jsonl")
     rows = []
     for line in out.getvalue().splitlines():
         row = json.loads(line.replace(site.url, "http://SITE").replace(site.url.replace("://", "/"), "http/SITE"))

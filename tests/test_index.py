@@ -52,7 +52,7 @@ def test_rebuild_from_warcs_alone_gives_the_same_indexes(cfg: Config, collection
         before = list(store.articles())
     collection.cdxj_path.unlink()
     collection.db_path.unlink()
-    report = build_index(cfg, "news")
+    report = build_index(cfg)
     assert report.files == len(collection.warc_files())
     assert collection.cdxj_path.read_text() == cdxj
     with Store(collection.db_path) as store:
@@ -60,9 +60,9 @@ def test_rebuild_from_warcs_alone_gives_the_same_indexes(cfg: Config, collection
 
 
 def test_update_reads_only_new_files(cfg: Config, collection: Collection, site: NewsSite) -> None:
-    assert update_index(cfg, "news").files == 0
-    capture(cfg, [site.url + "/gzip.html"], "news")  # capture brings the index up to date itself
-    assert update_index(cfg, "news").files == 0
+    assert update_index(cfg).files == 0
+    capture(cfg, [site.url + "/gzip.html"])  # capture brings the index up to date itself
+    assert update_index(cfg).files == 0
     with Store(collection.db_path) as store:
         assert store.get(site.url + "/gzip.html") is not None
     assert any("/gzip.html" in line for line in lines(collection.cdxj_path))
@@ -71,7 +71,7 @@ def test_update_reads_only_new_files(cfg: Config, collection: Collection, site: 
 def test_a_changed_file_triggers_a_rebuild(cfg: Config, collection: Collection) -> None:
     victim = collection.warc_files()[0]
     victim.unlink()
-    report = update_index(cfg, "news")
+    report = update_index(cfg)
     assert report.rebuilt
     assert not any(victim.name in line for line in lines(collection.cdxj_path))
 
@@ -94,7 +94,7 @@ def test_capture_mends_leftovers_before_it_starts(cfg: Config, collection: Colle
     source = collection.warc_files()[0]
     leftover = collection.archive_dir / ("killed-run.warc.gz" + OPEN_SUFFIX)
     leftover.write_bytes(source.read_bytes()[:-7])
-    capture(cfg, [site.url + "/plain.html"], "news")
+    capture(cfg, [site.url + "/plain.html"])
     assert not list(collection.archive_dir.glob("*" + OPEN_SUFFIX))
     check_with_third_party_tools(collection.archive_dir)
 
@@ -137,12 +137,12 @@ def test_parallel_indexing_gives_the_same_indexes(cfg: Config, collection: Colle
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import archiver.index.build as index_mod
 
-    serial = build_index(cfg, "news")
+    serial = build_index(cfg)
     cdxj = collection.cdxj_path.read_text()
     with Store(collection.db_path) as store:
         rows = list(store.articles())
     monkeypatch.setattr(index_mod, "PARALLEL_BYTES", 0)  # worker processes even for small files
-    parallel = build_index(cfg, "news")
+    parallel = build_index(cfg)
     assert (parallel.files, parallel.records) == (serial.files, serial.records)
     assert collection.cdxj_path.read_text() == cdxj
     with Store(collection.db_path) as store:

@@ -40,7 +40,7 @@ def test_good_seeds_are_captured_and_broken_ones_reported(site: NewsSite, good: 
         for n, data in enumerate(bad):
             (seeds / f"bad-{n}.txt").write_bytes(data)
         cfg = Config(root=root, allow_private=True, timeout=5, **FAST)  # type: ignore[arg-type]
-        report = capture(cfg, [str(seeds)], "news")
+        report = capture(cfg, [str(seeds)])
         assert report.captured == len(good)
         reported = sorted(e.source for e in report.failures)
         assert reported == sorted(f"seeds/bad-{n}.txt" for n in range(len(bad)))

@@ -160,7 +160,7 @@ def test_the_cli_reports_an_unreachable_redis_and_a_bad_url(tmp_path: Path) -> N
     assert runner.invoke(cli, ["--root", str(tmp_path), "init", "-c", "news"]).exit_code == 0
     port = free_port()
     result = runner.invoke(cli, ["--root", str(tmp_path), "index", "--redis", f"redis://127.0.0.1:{port}/0"])
-    assert result.exit_code == 1 and f"error: cannot reach Redis at 127.0.0.1:{port}" in result.output
+    assert result.exit_code == 5 and f"error: cannot reach Redis at 127.0.0.1:{port}" in result.output  # replay
     result = runner.invoke(cli, ["--root", str(tmp_path), "index", "--redis", "rediss://127.0.0.1/0"])
     assert result.exit_code == 2 and "redis:// URLs only" in result.output
     result = runner.invoke(cli, ["--root", str(tmp_path), "index", "--zipnum", "--redis", "redis://127.0.0.1/0"])
@@ -202,7 +202,7 @@ def test_capture_keeps_the_redis_index_in_step(cfg: Config, site: NewsSite, empt
     init(cfg)  # config.yaml, which names the replay index
     collection = capture_pages(cfg, site, ["/plain.html"])
     load_redis(collection, empty_redis)
-    report = capture(cfg, [site.url + "/gbk.html"], "news")
+    report = capture(cfg, [site.url + "/gbk.html"])
     assert report.captured == 1 and report.replay_index.startswith("Redis index"), report
     target = parse_redis_url(empty_redis, "news")
     members = client_of(empty_redis).zrange(target.key, 0, -1)

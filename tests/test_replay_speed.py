@@ -29,7 +29,7 @@ from archiver.collection import Collection
 from archiver.config import Config
 from archiver.index.metadata import Store
 from archiver.init import init
-from archiver.replay.launch import start_replay
+from archiver.replay.launch import replay
 
 from .newsite import NewsSite, seed_document
 from .processes import stop
@@ -56,14 +56,14 @@ def test_keep_alive_replay_is_fast_and_serves_what_wayback_serves(tmp_path: Path
     seeds = cfg.root / "seeds"
     for n, page in enumerate(ARTICLES):
         (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n), "utf-8")
-    report = capture(cfg, [str(seeds)], "news")
+    report = capture(cfg, [str(seeds)])
     assert not report.failures
     with Store(Collection.at(cfg.root, "news").db_path, readonly=True) as store:
         paths = {a.url.removeprefix(site.url): a.replay_path for a in store.articles()}
     assert sorted(paths) == sorted(ARTICLES)
     mp_paths = {page: re.sub(r"^(/news/\d{14})/", r"\1mp_/", path) for page, path in paths.items()}
 
-    with start_replay(cfg, port=free_port(), log_path=tmp_path / "archiver.log") as archiver, \
+    with replay(cfg, port=free_port(), log_path=tmp_path / "archiver.log") as archiver, \
             wayback(cfg.root, tmp_path / "wayback.log") as wayback_port:
         ports = {"archiver": archiver.port, "wayback": wayback_port}
 

@@ -17,6 +17,7 @@ from archiver.config import Config
 from archiver.index.build import build_index
 from archiver.index.metadata import Store
 from archiver.index.pywbconfig import set_collection_index
+from archiver.init import init
 from archiver.storage import collection_storage
 
 from .newsite import NewsSite, seed_document
@@ -46,7 +47,7 @@ def _capture(cfg: Config, site: NewsSite, pages: list[str]) -> Collection:
     seeds.mkdir(exist_ok=True)
     for n, page in enumerate(pages):
         (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n))
-    report = capture(cfg, [str(seeds)], "news")
+    report = capture(cfg, [str(seeds)])
     assert report.captured == len(pages) and report.ok, report
     return Collection.at(cfg.root, "news")
 
@@ -68,7 +69,7 @@ def test_capture_and_index_with_the_archive_on_s3(s3_cfg: Config, site: NewsSite
         assert f"WARC-Target-URI: {row.url}\r\n".encode() in record and b"WARC-Type: response" in record
     # the indexes rebuilt from the bucket alone are the ones capture made
     cdxj = collection.cdxj_path.read_bytes()
-    report = build_index(s3_cfg, "news")
+    report = build_index(s3_cfg)
     assert report.files == len(names) and not report.unreadable
     assert collection.cdxj_path.read_bytes() == cdxj
     assert not storage.list("indexes/parts-")  # the index run's parts were removed
@@ -77,11 +78,11 @@ def test_capture_and_index_with_the_archive_on_s3(s3_cfg: Config, site: NewsSite
     # status counts the files in the bucket (there are none in the local archive/ folder)
     from archiver.status import status
 
-    (shown,) = status(s3_cfg, "news").collections
+    (shown,) = status(s3_cfg).collections
     assert (shown.warc_files, shown.unindexed_files, shown.captured) == (len(names), 0, len(pages))
     assert shown.warc_bytes == sum(storage.size(name) for name in names) > 0
     # a batch that is captured again does not repeat: the second run skips every seed
-    again = capture(s3_cfg, [str(s3_cfg.root / "seeds")], "news")
+    again = capture(s3_cfg, [str(s3_cfg.root / "seeds")])
     assert again.skipped == len(pages) and again.captured == 0
 
 
@@ -92,7 +93,7 @@ def test_a_dead_attempts_object_is_removed_and_never_indexed(s3_cfg: Config, sit
     orphan = name.replace("-000.warc.gz", "-001.warc.gz")  # as if an attempt that died had left it
     with storage.open_read(name) as fh:
         storage.put_bytes(orphan, fh.read())
-    report = build_index(s3_cfg, "news")
+    report = build_index(s3_cfg)
     assert not storage.exists(orphan) and report.files == 1
 
 
@@ -102,6 +103,7 @@ def test_replay_reads_the_warc_files_from_the_bucket_over_http(s3_cfg: Config, s
     collection = _capture(s3_cfg, site, ["/plain.html"])
     assert not list(collection.archive_dir.iterdir())
     prefix = s3_cfg.storage.removeprefix("s3://")
+    init(s3_cfg)  # config.yaml, where the collection's entry goes
     # pywb reads archive_paths over http(s) with range requests (the bucket is public-read here)
     set_collection_index(s3_cfg.root, "news", "collections/news/indexes/index.cdxj",
                          archive_paths=f"{s3.endpoint}/{prefix}/news/archive/")
@@ -124,7 +126,7 @@ def test_cluster_workers_write_to_the_bucket(s3_cfg: Config, site: NewsSite, tmp
     hosts = [site.url, site.url.replace("127.0.0.1", "localhost")]
     pages = [f"{host}/slow/{n:02d}" for n in range(6) for host in hosts]
     with dask_cluster(tmp_path / "dask", env=credentials) as scheduler_file:
-        report = capture(s3_cfg.replace(cluster=str(scheduler_file)), pages, "news")
+        report = capture(s3_cfg.replace(cluster=str(scheduler_file)), pages)
     assert report.captured == len(pages) and report.ok, report
     collection = Collection.at(s3_cfg.root, "news")
     storage = collection_storage(s3_cfg, collection)
@@ -141,6 +143,6 @@ def test_commands_that_read_local_files_say_so(s3_cfg: Config) -> None:
     from archiver.verify import verify
     from archiver.wacz import wacz
 
-    for call in (lambda: verify(s3_cfg, "news", []), lambda: wacz(s3_cfg, "news", s3_cfg.root / "x.wacz")):
+    for call in (lambda: verify(s3_cfg, []), lambda: wacz(s3_cfg, s3_cfg.root / "x.wacz")):
         with pytest.raises(UsageError, match="copy them to a local root first"):
             call()

@@ -25,12 +25,12 @@ def searchable(cfg: Config, site: NewsSite) -> Config:
     seeds.mkdir()
     for n, page in enumerate(["/plain.html", "/gbk.html", "/gzip.html", "/chunked.html", "/gone.html"]):
         (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"标题{n}", 1696553101000 + n))
-    capture(cfg, [str(seeds)], "news")
+    capture(cfg, [str(seeds)])
     return cfg
 
 
 def test_finds_a_chinese_phrase_from_a_gbk_page(searchable: Config, site: NewsSite) -> None:
-    hits = search(searchable, "镕字只在", "news")
+    hits = search(searchable, "镕字只在")
     assert [h.url for h in hits] == [site.url + "/gbk.html"]
     assert hits[0].title == "朱镕基访问海港"
     assert "[镕字只在]" in hits[0].snippet
@@ -38,29 +38,29 @@ def test_finds_a_chinese_phrase_from_a_gbk_page(searchable: Config, site: NewsSi
 
 
 def test_two_character_words_are_found_too(searchable: Config, site: NewsSite) -> None:
-    assert [h.url for h in search(searchable, "海港", "news")] == [site.url + "/gbk.html"]
-    assert {h.url for h in search(searchable, "文章", "news")} >= {site.url + "/plain.html", site.url + "/gzip.html"}
+    assert [h.url for h in search(searchable, "海港")] == [site.url + "/gbk.html"]
+    assert {h.url for h in search(searchable, "文章")} >= {site.url + "/plain.html", site.url + "/gzip.html"}
 
 
 def test_every_term_must_match_and_syntax_is_not_interpreted(searchable: Config) -> None:
-    assert search(searchable, "普通的文章 gzip", "news") == []
-    assert search(searchable, '" OR * NEAR( ', "news") == []  # FTS5 syntax is taken literally
+    assert search(searchable, "普通的文章 gzip") == []
+    assert search(searchable, '" OR * NEAR( ') == []  # FTS5 syntax is taken literally
 
 
 def test_navigation_and_failed_pages_are_not_indexed(searchable: Config) -> None:
-    assert search(searchable, "Home", "news") == []  # the <nav> link
-    assert search(searchable, "Not found", "news") == []  # the 404 page
+    assert search(searchable, "Home") == []  # the <nav> link
+    assert search(searchable, "Not found") == []  # the 404 page
 
 
 def test_rebuilt_index_searches_the_same(searchable: Config) -> None:
-    before = search(searchable, "文章", "news", limit=50)
-    build_index(searchable, "news")
-    assert search(searchable, "文章", "news", limit=50) == before
+    before = search(searchable, "文章", limit=50)
+    build_index(searchable)
+    assert search(searchable, "文章", limit=50) == before
 
 
 def test_empty_query_is_a_usage_error(searchable: Config) -> None:
     with pytest.raises(UsageError):
-        search(searchable, "  ", "news")
+        search(searchable, "  ")
 
 
 def test_cli_jsonl_and_table(searchable: Config, site: NewsSite) -> None:
@@ -102,11 +102,11 @@ def test_results_from_every_shard_are_merged_in_rank_order(tmp_path: Path) -> No
     counts = [sqlite3.connect(p).execute("SELECT count(*) FROM search").fetchone()[0] for p in shard_paths(
         collection.search_path)]
     assert len(counts) == SHARDS and sum(counts) == 40 and all(counts)  # every shard has some
-    hits = search(cfg, "共同短语", "news", limit=8)
+    hits = search(cfg, "共同短语", limit=8)
     assert len(hits) == 8 and all(int(h.url.rsplit("/", 1)[1]) % 5 == 4 for h in hits)  # the 8 with 5 repeats
-    newest = search(cfg, "短语", "news", limit=3)  # a 2-character word: substring match, newest seed first
+    newest = search(cfg, "短语", limit=3)  # a 2-character word: substring match, newest seed first
     assert [h.url for h in newest] == [f"http://example.org/{n}" for n in (39, 38, 37)]
-    assert len(search(cfg, "共同短语", "news", limit=100)) == 40
+    assert len(search(cfg, "共同短语", limit=100)) == 40
 
 
 # --- the full-text index is built when needed: capture and index queue texts, search indexes them
@@ -117,10 +117,10 @@ def test_capture_queues_texts_and_the_first_search_indexes_them(searchable: Conf
     assert pending(collection) == 4  # the 404 page has no text to search
     assert not any(p.exists() for p in shard_paths(collection.search_path))  # capture wrote no full-text index
     seen: list[tuple[int, int]] = []
-    assert [h.url for h in search(searchable, "镕字只在", "news", progress=lambda *a: seen.append(a))] == [
+    assert [h.url for h in search(searchable, "镕字只在", progress=lambda *a: seen.append(a))] == [
         site.url + "/gbk.html"]
     assert seen == [(4, 4)] and pending(collection) == 0
-    search(searchable, "镕字只在", "news", progress=lambda *a: seen.append(a))
+    search(searchable, "镕字只在", progress=lambda *a: seen.append(a))
     assert seen == [(4, 4)]  # nothing left to index: the second search starts at once
 
 
@@ -134,7 +134,7 @@ def test_a_text_queued_again_during_an_update_stays_queued(searchable: Config, s
 
     assert update_search(collection, capture_meanwhile) == 4
     assert pending(collection) == 1  # the newer text was not dropped with the batch it replaced
-    assert [h.url for h in search(searchable, "独特新内容", "news")] == [url]
+    assert [h.url for h in search(searchable, "独特新内容")] == [url]
     assert pending(collection) == 0
 
 
@@ -142,23 +142,23 @@ def test_a_failed_update_keeps_every_text_queued(searchable: Config, site: NewsS
     collection = Collection.at(searchable.root, "news")
     collection.search_path.mkdir()  # the first shard cannot be opened as a file
     with pytest.raises(ConfigError, match="search index"):
-        search(searchable, "镕字只在", "news")
+        search(searchable, "镕字只在")
     assert pending(collection) == 4  # nothing lost: the next update indexes them all
     collection.search_path.rmdir()
-    assert [h.url for h in search(searchable, "镕字只在", "news")] == [site.url + "/gbk.html"]
+    assert [h.url for h in search(searchable, "镕字只在")] == [site.url + "/gbk.html"]
 
 
 def test_rebuild_replaces_the_full_text_index(searchable: Config, site: NewsSite) -> None:
     collection = Collection.at(searchable.root, "news")
-    search(searchable, "文章", "news")  # indexed
+    search(searchable, "文章")  # indexed
     with Store(collection.db_path) as store:
         store.queue_text(site.url + "/gone.html", "x", "只在旧索引里的短语")  # a text no WARC record has
     update_search(collection)
-    assert search(searchable, "只在旧索引里的短语", "news") != []
-    build_index(searchable, "news")
+    assert search(searchable, "只在旧索引里的短语") != []
+    build_index(searchable)
     assert not any(p.exists() for p in shard_paths(collection.search_path)) and pending(collection) == 4
-    assert search(searchable, "只在旧索引里的短语", "news") == []  # the rebuild came from the WARC files alone
-    assert [h.url for h in search(searchable, "镕字只在", "news")] == [site.url + "/gbk.html"]
+    assert search(searchable, "只在旧索引里的短语") == []  # the rebuild came from the WARC files alone
+    assert [h.url for h in search(searchable, "镕字只在")] == [site.url + "/gbk.html"]
 
 
 def test_cli_index_search_and_status(searchable: Config) -> None:
@@ -188,7 +188,7 @@ def test_searches_while_a_capture_commits_fail_nothing_and_lose_nothing(cfg: Con
 
     def run() -> None:
         try:
-            outcome["report"] = capture(cfg, [str(cfg.root / "list.txt")], "news")
+            outcome["report"] = capture(cfg, [str(cfg.root / "list.txt")])
         except BaseException as exc:  # handed to the test's thread
             outcome["error"] = exc
 
@@ -204,7 +204,7 @@ def test_searches_while_a_capture_commits_fail_nothing_and_lose_nothing(cfg: Con
                 with contextlib.suppress(ConfigError):
                     ready = collection.db_path.exists() and pending(collection) >= 0
             else:
-                seen.append(len(search(cfg, "延迟五十毫秒", "news", limit=100)))  # raises on any lock error
+                seen.append(len(search(cfg, "延迟五十毫秒", limit=100)))  # raises on any lock error
             time.sleep(0.02)
     finally:
         worker.join(60)
@@ -213,5 +213,5 @@ def test_searches_while_a_capture_commits_fail_nothing_and_lose_nothing(cfg: Con
     assert report.captured == len(urls) and not report.failures  # type: ignore[attr-defined]
     assert len(seen) >= 3 and any(0 < n < len(urls) for n in seen)  # searched while it ran, found part of it
     assert seen == sorted(seen)  # what was found stays found
-    assert sorted(h.url for h in search(cfg, "延迟五十毫秒", "news", limit=100)) == sorted(urls)
+    assert sorted(h.url for h in search(cfg, "延迟五十毫秒", limit=100)) == sorted(urls)
     assert pending(collection) == 0

@@ -26,18 +26,18 @@ def collection(cfg: Config, site: NewsSite) -> Collection:
     pages = ["/plain.html", "/gbk.html", "/redirect", "/missing-page.html", "/also-missing.html"]
     for n, page in enumerate(pages):
         (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n))
-    capture(cfg, [str(seeds)], "news")
+    capture(cfg, [str(seeds)])
     return Collection.at(cfg.root, "news")
 
 
 def exported(cfg: Config) -> list[dict[str, object]]:
     out = io.StringIO()
-    export(cfg, out, "jsonl", "news")
+    export(cfg, out, "jsonl")
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 def test_status_of_a_captured_collection(cfg: Config, collection: Collection) -> None:
-    report = status(cfg, "news")
+    report = status(cfg)
     assert report.root == str(cfg.root) and [c.name for c in report.collections] == ["news"]
     news = report.collections[0]
     assert (news.seeds, news.captured, news.failed) == (5, 3, 2)
@@ -54,7 +54,7 @@ def test_leftovers_and_unindexed_files_are_reported(cfg: Config, collection: Col
     leftover.write_bytes(b"half a record")
     extra = collection.archive_dir / "other-tool.warc.gz"
     extra.write_bytes(collection.warc_files()[0].read_bytes())
-    news = status(cfg, "news").collections[0]
+    news = status(cfg).collections[0]
     assert news.open_files == [leftover.name]
     assert news.unindexed_files == 1
     assert leftover.exists()  # status reports, it does not mend
@@ -62,7 +62,7 @@ def test_leftovers_and_unindexed_files_are_reported(cfg: Config, collection: Col
 
 def test_every_collection_is_listed_when_none_is_named(cfg: Config, collection: Collection) -> None:
     Collection.at(cfg.root, "empty").create()  # created, never captured: no metadata index yet
-    report = status(cfg)
+    report = status(cfg, every=True)
     assert [c.name for c in report.collections] == ["empty", "news"]
     empty = report.collections[0]
     assert not empty.has_index and (empty.seeds, empty.warc_files, empty.last_capture_time) == (0, 0, None)
@@ -71,10 +71,10 @@ def test_every_collection_is_listed_when_none_is_named(cfg: Config, collection: 
 
 def test_a_missing_collection_is_a_usage_error(cfg: Config) -> None:
     with pytest.raises(UsageError, match="no collection 'nothing'"):
-        status(cfg, "nothing")
+        status(cfg.replace(collection="nothing"))
     with pytest.raises(UsageError, match="invalid collection name"):
-        status(cfg, "../escape")
-    assert status(cfg).collections == []  # an empty root is simply empty
+        status(cfg.replace(collection="../escape"))
+    assert status(cfg, every=True).collections == []  # an empty root is simply empty
 
 
 def test_cli_status_json_is_one_document_for_scripts(cfg: Config, collection: Collection) -> None:

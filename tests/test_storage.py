@@ -25,17 +25,8 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from archiver.errors import ArchiverError, ConfigError
-from archiver.storage import (
-    LocalStorage,
-    MissingObjectError,
-    Storage,
-    StorageConfigError,
-    StorageError,
-    StorageOptions,
-    check_name,
-    open_storage,
-)
+from archiver.errors import ArchiverError, ConfigError, MissingObjectError, StorageConfigError, StorageError
+from archiver.storage import LocalStorage, Storage, StorageOptions, check_name, open_storage
 
 from .s3server import (
     KEY,

@@ -37,7 +37,7 @@ def found(report: VerifyReport) -> set[tuple[int | None, str]]:
 
 
 def check(path: Path) -> VerifyReport:
-    return verify(Config(), None, [path])
+    return verify(Config(), [path])
 
 
 GOOD = [
@@ -288,7 +288,7 @@ def edit_cdxj(collection: Collection, url_suffix: str, **changes: str) -> dict:
 
 
 def test_a_captured_collection_verifies_clean(cfg: Config, collection: Collection) -> None:
-    report = verify(cfg, "news", [])
+    report = verify(cfg, [])
     assert report.problems == []
     assert report.files == len(collection.warc_files()) and report.records >= 4 * 3
 
@@ -298,7 +298,7 @@ def test_a_cdxj_line_with_a_wrong_offset_is_reported_and_its_record_unindexed(cf
     line = edit_cdxj(collection, "/plain.html")
     wrong = int(line["offset"]) + 10
     edit_cdxj(collection, "/plain.html", offset=str(wrong))
-    report = verify(cfg, "news", [])
+    report = verify(cfg, [])
     assert {(p.file, p.offset, p.kind) for p in report.problems} == {
         (line["filename"], wrong, "cdxj_points_nowhere"),
         (line["filename"], int(line["offset"]), "record_not_indexed"),
@@ -311,7 +311,7 @@ def test_a_cdxj_line_with_another_url_or_length_points_nowhere(cfg: Config, coll
                                                                field: str) -> None:
     line = edit_cdxj(collection, "/plain.html")
     edit_cdxj(collection, "/plain.html", **{field: line[field] + "1"})
-    report = verify(cfg, "news", [])
+    report = verify(cfg, [])
     assert found(report) == {(int(line["offset"]), "cdxj_points_nowhere")}
     assert ("URL" if field == "url" else "length") in report.problems[0].detail
 
@@ -319,7 +319,7 @@ def test_a_cdxj_line_with_another_url_or_length_points_nowhere(cfg: Config, coll
 def test_an_unsorted_cdxj_is_reported(cfg: Config, collection: Collection) -> None:
     lines = collection.cdxj_path.read_text().splitlines()
     collection.cdxj_path.write_text("\n".join(reversed(lines)) + "\n")
-    assert found(verify(cfg, "news", [])) == {(None, "cdxj_unsorted")}
+    assert found(verify(cfg, [])) == {(None, "cdxj_unsorted")}
 
 
 def test_a_metadata_row_pointing_elsewhere_is_reported(cfg: Config, collection: Collection) -> None:
@@ -329,7 +329,7 @@ def test_a_metadata_row_pointing_elsewhere_is_reported(cfg: Config, collection: 
         db.execute("UPDATE articles SET warc_offset = warc_offset + 1 WHERE url = ?", (url,))
         db.execute("UPDATE articles SET warc_length = warc_length + 1 WHERE url LIKE '%/gone.html'")
     db.close()
-    report = verify(cfg, "news", [])
+    report = verify(cfg, [])
     rows = [p for p in report.problems if p.kind == "row_points_nowhere"]
     assert len(rows) == 2 == len(report.problems)
     assert (file, offset + 1) in {(p.file, p.offset) for p in rows}
@@ -339,14 +339,14 @@ def test_a_metadata_row_pointing_elsewhere_is_reported(cfg: Config, collection: 
 def test_verify_changes_nothing_even_in_an_index_of_another_schema(cfg: Config, collection: Collection) -> None:
     files = sorted(p for p in collection.path.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm")))
     before = {p: p.read_bytes() for p in files}
-    assert verify(cfg, "news", []).problems == []
+    assert verify(cfg, []).problems == []
     assert all(p.read_bytes() == data for p, data in before.items())
     with sqlite3.connect(collection.db_path) as db:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         db.execute(f"PRAGMA user_version = {version + 1}")
         rows = db.execute("SELECT count(*) FROM articles").fetchone()[0]
     db.close()
-    assert found(verify(cfg, "news", [])) == {(None, "bad_index")}
+    assert found(verify(cfg, [])) == {(None, "bad_index")}
     with sqlite3.connect(collection.db_path) as db:
         assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == rows  # not dropped
     db.close()
@@ -357,7 +357,7 @@ def test_a_damaged_warc_and_a_leftover_open_file_in_a_collection(cfg: Config, co
     data = victim.read_bytes()
     victim.write_bytes(data[:-20])  # the last record's member is cut
     (collection.archive_dir / ("killed.warc.gz" + OPEN_SUFFIX)).write_bytes(data[:100])
-    report = verify(cfg, "news", [])
+    report = verify(cfg, [])
     kinds = {(p.file, p.kind) for p in report.problems}
     assert (victim.name, "truncated") in kinds and ("killed.warc.gz.open", "open_file") in kinds
 
@@ -370,18 +370,18 @@ def test_other_tools_files_in_a_collection_agree_with_archivers_index(cfg: Confi
     for path in (WARCIO / "example.warc", WARCIO / "example.arc", WARCIO / "example.arc.gz", PYWB / "dupes.warc.gz",
                  WARCIO / "example-wget-bad-target-uri.warc.gz", WARCIO / "example-space-in-target-uri.warc.gz"):
         shutil.copy(path, collection.archive_dir / path.name)
-    build_index(cfg, "mixed")
-    report = verify(cfg, "mixed", [])
+    build_index(cfg.replace(collection="mixed"))
+    report = verify(cfg.replace(collection="mixed"), [])
     assert report.problems == [] and report.files == 6
 
 
 def test_usage_errors(cfg: Config, collection: Collection, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no collection"):
-        verify(cfg, "other", [])
+        verify(cfg.replace(collection="other"), [])
     with pytest.raises(UsageError, match="no such file"):
-        verify(cfg, None, [tmp_path / "missing.warc.gz"])
-    with pytest.raises(UsageError, match="not both"):
-        verify(cfg, "news", [WARCIO / "example.warc"])
+        verify(cfg, [tmp_path / "missing.warc.gz"])
+    both = run(cfg.root, "-c", "news", str(WARCIO / "example.warc"))  # the command line refuses it
+    assert both.exit_code == 2 and "not both" in both.output
 
 
 # --- the command --------------------------------------------------------------------------------

@@ -30,10 +30,10 @@ from archiver.capture.run import capture
 from archiver.cli import cli
 from archiver.collection import Collection
 from archiver.config import Config
-from archiver.errors import ArchiverError, UsageError
+from archiver.errors import ArchiverError, UsageError, WaczRefused
 from archiver.index.build import build_index
 from archiver.index.metadata import Article, Store
-from archiver.wacz import WaczRefused, WaczReport, member_name, wacz
+from archiver.wacz import WaczReport, member_name, wacz
 
 from .browser import browser_page
 from .newsite import NewsSite, seed_document
@@ -60,13 +60,13 @@ def capture_collection(cfg: Config, site: NewsSite) -> Collection:
     seeds.mkdir()
     for n, page in enumerate(PAGES):
         (seeds / f"{n}.txt").write_text(seed_document(site.url + page, f"种子标题{n}", 1696553101000 + n))
-    capture(cfg, [str(seeds)], "news")
+    capture(cfg, [str(seeds)])
     return Collection.at(cfg.root, "news")
 
 
 def pack(cfg: Config, collection: Collection, output: Path) -> Packed:
     output.parent.mkdir(parents=True, exist_ok=True)
-    report = wacz(cfg, "news", output)
+    report = wacz(cfg, output)
     unzipped = output.parent / (output.stem + "-unzipped")
     with zipfile.ZipFile(output) as zf:
         zf.extractall(unzipped)
@@ -279,7 +279,7 @@ def test_refuses_a_collection_that_fails_verification(packed: Packed, tmp_path: 
     output.parent.mkdir()
     output.write_bytes(b"the previous version")
     with pytest.raises(WaczRefused) as refused:
-        wacz(damaged, "news", output)
+        wacz(damaged, output)
     assert refused.value.exit_code == 1 and isinstance(refused.value, ArchiverError)
     assert refused.value.problems and all(p.file == warc_name for p in refused.value.problems[:1])
     message = str(refused.value)
@@ -291,7 +291,7 @@ def test_refuses_a_collection_that_fails_verification(packed: Packed, tmp_path: 
     assert result.exit_code == 1
     assert "error: collection 'news' fails verification" in result.output and warc_name in result.output
     assert output.read_bytes() == b"the previous version"
-    wacz(packed.cfg, "news", output)  # the undamaged original still packs, over the old file
+    wacz(packed.cfg, output)  # the undamaged original still packs, over the old file
     assert zipfile.is_zipfile(output)
 
 
@@ -299,7 +299,7 @@ def test_an_unindexed_open_file_is_refused_too(packed: Packed, tmp_path: Path) -
     leftover = packed.collection.archive_dir / "archiver-killed.warc.gz.open"
     leftover.write_bytes(b"")
     with pytest.raises(WaczRefused) as refused:
-        wacz(packed.cfg, "news", tmp_path / "x.wacz")
+        wacz(packed.cfg, tmp_path / "x.wacz")
     assert "archiver-killed.warc.gz.open: open_file" in str(refused.value)
     assert "`archiver index` mends leftover .open files" in str(refused.value)
     assert not (tmp_path / "x.wacz").exists()
@@ -330,7 +330,7 @@ def test_a_renamed_warc_keeps_its_name_in_archive_and_in_the_index(packed: Packe
     first = collection.warc_files()[0]
     odd = "新闻 2024 (1).warc.gz"
     first.rename(first.with_name(odd))
-    build_index(cfg, "news")  # the indexes now name the new file
+    build_index(cfg)  # the indexes now name the new file
     result = pack(cfg, collection, tmp_path / "renamed" / "news.wacz")
     assert (result.unzipped / "archive" / odd).read_bytes() == (collection.archive_dir / odd).read_bytes()
     filenames = {cdxj(line)[2]["filename"] for line in
@@ -342,11 +342,11 @@ def test_a_warc_name_that_could_escape_is_refused(packed: Packed, tmp_path: Path
     cfg, collection = packed.cfg, packed.collection
     first = collection.warc_files()[0]
     first.rename(first.with_name("a\\..\\..\\evil.warc.gz"))  # a plain (if odd) file name on Linux
-    build_index(cfg, "news")
+    build_index(cfg)
     output = tmp_path / "evil" / "news.wacz"
     output.parent.mkdir()
     with pytest.raises(WaczRefused, match="path separator"):
-        wacz(cfg, "news", output)
+        wacz(cfg, output)
     assert os.listdir(output.parent) == []
 
 
@@ -358,12 +358,12 @@ def test_output_and_collection_errors_are_usage_errors(packed: Packed, tmp_path:
         if message == "is a directory":
             output.mkdir()
         with pytest.raises(UsageError, match=message):
-            wacz(cfg, "news", output)
+            wacz(cfg, output)
     with pytest.raises(UsageError, match="no collection"):
-        wacz(cfg, "nothere", tmp_path / "x.wacz")
+        wacz(cfg.replace(collection="nothere"), tmp_path / "x.wacz")
     Collection.at(cfg.root, "empty").create()
     with pytest.raises(UsageError, match="no WARC files"):
-        wacz(cfg, "empty", tmp_path / "x.wacz")
+        wacz(cfg.replace(collection="empty"), tmp_path / "x.wacz")
     result = CliRunner().invoke(cli, ["--root", str(cfg.root), "wacz", "-c", "news", "-o", str(tmp_path / "a.zip")])
     assert result.exit_code == 2 and "must end in .wacz" in result.output
 
@@ -381,7 +381,7 @@ def test_an_interrupted_write_leaves_no_half_written_wacz(packed: Packed, monkey
 
     monkeypatch.setattr(wacz_module, "_copy_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        wacz(packed.cfg, "news", packed.path)
+        wacz(packed.cfg, packed.path)
     assert packed.path.read_bytes() == before  # the previous WACZ, whole
     assert sorted(os.listdir(packed.path.parent)) == ["news-unzipped", "news.wacz"]
 
@@ -402,7 +402,7 @@ def test_a_capture_running_on_the_collection_blocks_packaging(packed: Packed, tm
     from archiver.collection import locked
 
     with locked(packed.collection), pytest.raises(UsageError, match="another archiver process"):
-        wacz(packed.cfg, "news", tmp_path / "x.wacz")
+        wacz(packed.cfg, tmp_path / "x.wacz")
 
 
 # --- replay: unpacked into pywb, opened in Chromium -----------------------------------------------

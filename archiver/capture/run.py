@@ -70,7 +70,6 @@ class CaptureReport:
 def capture(
     cfg: Config,
     sources: Iterable[str],
-    collection_name: str | None = None,
     stdin: IO[str] | None = None,
     on_event: Callable[[Event], None] | None = None,
     clock: Callable[[], datetime] = utc_now,
@@ -88,16 +87,16 @@ def capture(
     process (they cannot travel to worker processes or a cluster).
     """
     try:
-        return _capture(cfg, sources, collection_name, stdin, on_event, clock, new_id, policy, feeds, runner)
+        return _capture(cfg, sources, stdin, on_event, clock, new_id, policy, feeds, runner)
     finally:
         if runner is not None:
             runner.close()  # (the engine closed it already when it ran)
 
 
-def _capture(cfg: Config, sources: Iterable[str], collection_name: str | None, stdin: IO[str] | None,
+def _capture(cfg: Config, sources: Iterable[str], stdin: IO[str] | None,
              on_event: Callable[[Event], None] | None, clock: Callable[[], datetime], new_id: Callable[[], str],
              policy: AddressPolicy | None, feeds: Iterable[str], runner: Runner | None) -> CaptureReport:
-    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
+    collection = Collection.of(cfg)
     injected = clock is not utc_now or new_id is not new_record_id or policy is not None
     if injected and (cfg.cluster or runner is not None):
         raise UsageError("an injected clock, ID source or address policy cannot travel to other processes")

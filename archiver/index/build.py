@@ -27,13 +27,16 @@ from typing import IO
 from archiver._process import release_free_memory, worker_init
 from archiver.collection import Collection, locked
 from archiver.config import Config
-from archiver.errors import WarcError
+from archiver.errors import UsageError, WarcError
 from archiver.index.cdxj import PendingLines, merge_cdxj, merged
 from archiver.index.fragments import Entry, iter_entries, orphans, write_fragment
-from archiver.index.fulltext import clear_search
+from archiver.index.fulltext import clear_search, update_search
 from archiver.index.listing import write_listing
 from archiver.index.metadata import Store
+from archiver.index.pywbconfig import collection_index
 from archiver.index.reader import FileReader
+from archiver.index.redis import RedisReport, load_redis, parse_redis_url
+from archiver.index.zipnum import ZipnumReport, build_zipnum
 from archiver.storage import LocalStorage, Storage, collection_storage, warc_names, warc_sizes
 from archiver.warc.write import mend
 
@@ -46,6 +49,11 @@ class IndexReport:
     mended: list[str] = field(default_factory=list)
     rebuilt: bool = False
     unreadable: list[str] = field(default_factory=list)  # files skipped, with the reason
+    search_added: int | None = None  # texts moved into the full-text index (None: left to the next search)
+    zipnum: ZipnumReport | None = None  # the zipnum cluster built for replay
+    redis: RedisReport | None = None  # ... or the Redis index loaded
+    # replay of this collection reads another index (config.yaml), which this run did not rebuild
+    other_replay_index: str = ""
 
 
 def add_files(collection: Collection, store: Store, files: list[tuple[str, int]], lines: PendingLines) -> None:
@@ -60,23 +68,43 @@ def add_files(collection: Collection, store: Store, files: list[tuple[str, int]]
     store.mark_indexed(files)
 
 
-def update_index(cfg: Config, collection_name: str | None = None) -> IndexReport:
+def update_index(cfg: Config) -> IndexReport:
     """Bring the indexes up to date with the WARC files (only new files are read)."""
-    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
+    collection = Collection.of(cfg)
     with locked(collection):
         return refresh(collection, rebuild=False, cfg=cfg)
 
 
-def build_index(cfg: Config, collection_name: str | None = None,
-                progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
+def build_index(cfg: Config, progress: Callable[[int, int, str], None] | None = None) -> IndexReport:
     """Rebuild both indexes from the WARC files alone."""
-    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
+    collection = Collection.of(cfg)
     if not collection.exists():
-        from archiver.errors import UsageError
-
         raise UsageError(f"no collection {collection.name!r} under {cfg.root} (capture something first)")
     with locked(collection):
         return refresh(collection, rebuild=True, progress=progress, cfg=cfg)
+
+
+def index(cfg: Config, *, zipnum: bool = False, redis_url: str = "", search: bool = False,
+          progress: Callable[[int, int, str], None] | None = None,
+          searching: Callable[[int, int], None] | None = None) -> IndexReport:
+    """`archiver index`: rebuild the indexes (`build_index`), and with `search` the full-text index
+    now; with `zipnum` or `redis_url`, also build replay's own copy of the CDXJ there and point
+    replay at it in config.yaml. Options that cannot work are refused before the rebuild starts."""
+    collection = Collection.of(cfg)
+    if zipnum and redis_url:
+        raise UsageError("--zipnum and --redis each give replay its index: choose one")
+    if redis_url:
+        parse_redis_url(redis_url, collection.name)  # a malformed URL fails now, not after the whole rebuild
+    report = build_index(cfg, progress)
+    if search:
+        report.search_added = update_search(collection, searching)
+    if zipnum:
+        report.zipnum = build_zipnum(collection)
+    elif redis_url:
+        report.redis = load_redis(collection, redis_url)
+    else:
+        report.other_replay_index = collection_index(cfg.root, collection.name) or ""
+    return report
 
 
 PARALLEL_BYTES = 32 * 1024 * 1024  # below this, starting worker processes costs more than it saves

@@ -56,9 +56,9 @@ class ReplayServer:
         self.stop()
 
 
-def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup_timeout: float = 60.0,
+def replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup_timeout: float = 60.0,
                  log_path: Path | None = None) -> ReplayServer:
-    """Start pywb over `cfg.root` and wait until it answers."""
+    """`archiver replay`: start pywb over `cfg.root` and wait until it answers; the caller stops it."""
     if not (cfg.root / "collections").is_dir():
         raise UsageError(f"{cfg.root} is not an archive root (run 'archiver init' there)")
     install_templates(cfg.root)  # roots made before a template fix get it too
@@ -85,9 +85,9 @@ def start_replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup
     raise ReplayError(f"pywb did not answer on {server.url} within {startup_timeout:g} s")
 
 
-def replay_urls(cfg: Config, base_url: str, collection_name: str | None = None) -> list[tuple[str, str]]:
+def replay_urls(cfg: Config, base_url: str) -> list[tuple[str, str]]:
     """(replay URL, label) of every archived article of the collection."""
-    collection = Collection.at(cfg.root, cfg.collection if collection_name is None else collection_name)
+    collection = Collection.of(cfg)
     if not collection.db_path.exists():
         return []
     with Store(collection.db_path, readonly=True) as store:
@@ -97,8 +97,3 @@ def replay_urls(cfg: Config, base_url: str, collection_name: str | None = None) 
 def _label(article: Article) -> str:
     title = article.title or article.page_title or article.url
     return f"{title} (feed copy; live page: {article.error})" if article.error else title
-
-
-def replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080) -> ReplayServer:
-    """Start replay for the CLI; the caller waits and stops it."""
-    return start_replay(cfg, host, port)
