@@ -295,7 +295,7 @@ class DaskCluster:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.startup: dict[str, float] = {}
         self.stopped_in = 0.0
-        # as tests/daskcluster.py: a non-daemonic worker process; a task re-run when its worker dies
+        # as tests/support/daskcluster.py: a non-daemonic worker process; a task re-run when its worker dies
         env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
                "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "3"}
         started = time.perf_counter()

@@ -14,9 +14,9 @@ from archiver.collection import Collection
 from archiver.config import Config
 from archiver.fetch.client import _Transfer
 
-from .newsite import NewsSite, seed_document
+from .support.newsite import NewsSite, seed_document
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA = Path(__file__).resolve().parent / "data"  # test files from other tools and real feeds (data/README.md)
 
 
 @pytest.fixture(autouse=True)

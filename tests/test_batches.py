@@ -21,8 +21,8 @@ from archiver.index.metadata import Article, Store
 from archiver.seeds.model import Seed
 from archiver.storage import LocalStorage
 
-from .newsite import NewsSite
-from .warcs import check_with_third_party_tools
+from .support.newsite import NewsSite
+from .support.warcs import check_with_third_party_tools
 
 
 def seeds(*urls: str) -> list[Seed]:

@@ -16,8 +16,8 @@ from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.index.metadata import Store
 
-from .newsite import CHUNKED, JPEG, PAGES, SAME_BODY, NewsSite, seed_document
-from .warcs import all_records, check_with_third_party_tools
+from .support.newsite import CHUNKED, JPEG, PAGES, SAME_BODY, NewsSite, seed_document
+from .support.warcs import all_records, check_with_third_party_tools
 
 SEEDED = {  # page -> (title, seed image)
     "/plain.html": ("普通文章", ""),
@@ -154,7 +154,7 @@ def test_requests_and_responses_are_linked_and_addressed(captured) -> None:
 
 
 def all_records_first(path: Path) -> dict:
-    from .warcs import records
+    from .support.warcs import records
 
     return records(path)[0]
 

@@ -12,7 +12,7 @@ from archiver.cli import cli
 from archiver.errors import ExitStatus
 
 from .conftest import FAST_YAML
-from .newsite import NewsSite, seed_document
+from .support.newsite import NewsSite, seed_document
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 COMMANDS = sorted(cli.commands)

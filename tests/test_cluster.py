@@ -23,9 +23,9 @@ from archiver.export import export
 from archiver.index.metadata import Store
 
 from .conftest import FAST_YAML
-from .daskcluster import dask_cluster
-from .newsite import NewsSite, seed_document
-from .warcs import check_with_third_party_tools
+from .support.daskcluster import dask_cluster
+from .support.newsite import NewsSite, seed_document
+from .support.warcs import check_with_third_party_tools
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ from archiver.index.listing import MANIFEST, listing_dir, page_name, write_listi
 from archiver.index.metadata import FIELDS, Article, Store
 from archiver.init import init
 
-from .newsite import NewsSite, seed_document
-from .replaying import replay_server
+from .support.newsite import NewsSite, seed_document
+from .support.replaying import replay_server
 from .test_templates import watched_page
 
 XSS_TITLE = "<img src=x onerror=alert(1)>"

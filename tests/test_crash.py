@@ -19,8 +19,8 @@ from archiver.collection import OPEN_SUFFIX, Collection
 from archiver.index.metadata import Store
 
 from .conftest import FAST_YAML
-from .newsite import NewsSite, seed_document
-from .warcs import all_records, check_with_third_party_tools
+from .support.newsite import NewsSite, seed_document
+from .support.warcs import all_records, check_with_third_party_tools
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from archiver.errors import UsageError
 from archiver.export import Filters, export
 from archiver.index.metadata import FIELDS, Article, Store
 
-from .newsite import NewsSite, seed_document
+from .support.newsite import NewsSite, seed_document
 
 T0 = 1696553101000  # 2023-10-06T00:45:01Z
 

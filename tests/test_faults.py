@@ -12,8 +12,8 @@ from archiver.config import Config
 from archiver.fetch.client import Fetcher, retry_after_seconds
 from archiver.index.metadata import Store
 
-from .newsite import OK_BODY, NewsSite
-from .warcs import all_records, check_with_third_party_tools
+from .support.newsite import OK_BODY, NewsSite
+from .support.warcs import all_records, check_with_third_party_tools
 
 
 class Sleeps(list[float]):
@@ -122,7 +122,7 @@ def test_politeness_spaces_requests_to_one_host(cfg: Config, site: NewsSite) -> 
 def test_a_gzip_bomb_is_stored_as_received_and_decoded_only_in_part(cfg: Config, site: NewsSite) -> None:
     import tracemalloc
 
-    from .newsite import BOMB
+    from .support.newsite import BOMB
 
     tracemalloc.start()
     try:

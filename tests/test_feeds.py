@@ -15,7 +15,7 @@ from archiver.seeds.sources import iter_seeds
 from archiver.watch import watch
 
 from .conftest import FAST_YAML
-from .newsite import NewsSite, rss
+from .support.newsite import NewsSite, rss
 
 ATOM = """<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/">

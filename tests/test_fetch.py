@@ -19,7 +19,7 @@ from archiver.errors import ConfigError
 from archiver.fetch.client import Exchange, Fetcher
 from archiver.fetch.netguard import AddressPolicy
 
-from .newsite import NewsSite
+from .support.newsite import NewsSite
 
 BODY = b"<html><head><title>raw</title></head><body>ok</body></html>"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Folded: one\r\n two\r\n"

@@ -22,7 +22,7 @@ from archiver.capture.run import capture
 from archiver.config import Config
 from archiver.export import export
 
-from .newsite import NewsSite, seed_document
+from .support.newsite import NewsSite, seed_document
 
 GOLDEN = Path(__file__).parent / "golden" / "export.jsonl"
 VOLATILE = ("warc_offset", "warc_length")

@@ -16,11 +16,11 @@ from archiver.index.metadata import Store
 from archiver.index.reader import index_file
 from archiver.warc.write import mend
 
-from .conftest import SHARED, capture_pages
-from .newsite import NewsSite
-from .warcs import check_with_third_party_tools, record_spans
+from .conftest import DATA, capture_pages
+from .support.newsite import NewsSite
+from .support.warcs import check_with_third_party_tools, record_spans
 
-PYWB = SHARED / "real-warcs" / "pywb"
+PYWB = DATA / "real-warcs" / "pywb"
 
 
 def lines(path: Path) -> list[str]:
@@ -167,7 +167,7 @@ def test_pending_lines_are_kept_in_sorted_runs_and_merged(tmp_path: Path, monkey
     assert not list(collection.indexes_dir.iterdir())  # nothing left behind
 
 
-REAL_WARCS = sorted(p for p in (SHARED / "real-warcs").rglob("*") if ".warc" in p.name or ".arc" in p.name)
+REAL_WARCS = sorted(p for p in (DATA / "real-warcs").rglob("*") if ".warc" in p.name or ".arc" in p.name)
 
 
 @pytest.mark.parametrize("path", REAL_WARCS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
@@ -192,7 +192,7 @@ def test_fastwarc_reads_archivers_files_and_common_ones_and_hands_odd_ones_to_wa
     def fast(path: Path) -> int:
         return sum(1 for _ in read_fast(path, lambda *_: 0))
 
-    warcio_dir = SHARED / "real-warcs" / "warcio"
+    warcio_dir = DATA / "real-warcs" / "warcio"
     assert fast(collection.warc_files()[0]) > 5
     assert fast(PYWB / "warcs" / "iana.warc.gz") == 343  # Webrecorder's
     assert fast(PYWB / "warcs" / "example-wget-1-14.warc.gz") == 6

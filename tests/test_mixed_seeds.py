@@ -13,7 +13,7 @@ from archiver.capture.run import capture
 from archiver.config import Config
 
 from .conftest import FAST
-from .newsite import NewsSite, seed_document
+from .support.newsite import NewsSite, seed_document
 
 GOOD_PAGES = ["/plain.html", "/gzip.html", "/gbk.html", "/chunked.html", "/og-only.html"]
 

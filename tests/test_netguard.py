@@ -12,7 +12,7 @@ from archiver.errors import FetchError
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy, is_public, system_resolver
 
-from .newsite import NewsSite
+from .support.newsite import NewsSite
 
 
 @pytest.mark.parametrize("address", [

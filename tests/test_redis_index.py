@@ -28,8 +28,8 @@ from archiver.index.redis import load_redis, parse_redis_url
 from archiver.init import init
 
 from .conftest import capture_pages
-from .newsite import PAGES, NewsSite
-from .replaying import free_port, replay_server
+from .support.newsite import PAGES, NewsSite
+from .support.replaying import free_port, replay_server
 from .test_zipnum import synthetic_cdxj
 
 

@@ -31,9 +31,9 @@ from archiver.index.metadata import Store
 from archiver.init import init
 from archiver.replay.launch import replay
 
-from .newsite import NewsSite, seed_document
-from .processes import stop
-from .replaying import free_port
+from .support.newsite import NewsSite, seed_document
+from .support.processes import stop
+from .support.replaying import free_port
 
 ARTICLES = {  # page of the test site: (text of its article, charset of the page)
     "/plain.html": ("这是一篇普通的文章。", "utf-8"),

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from archiver.cli import cli
 
-from .browser import browser_page
-from .newsite import NewsSite, seed_document
-from .replaying import replay_cli
-from .warcs import check_with_third_party_tools
+from .support.browser import browser_page
+from .support.newsite import NewsSite, seed_document
+from .support.replaying import replay_cli
+from .support.warcs import check_with_third_party_tools
 
 pytestmark = pytest.mark.slow
 

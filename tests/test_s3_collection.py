@@ -20,9 +20,9 @@ from archiver.index.pywbconfig import set_collection_index
 from archiver.init import init
 from archiver.storage import collection_storage
 
-from .newsite import NewsSite, seed_document
-from .replaying import replay_server
-from .s3server import KEY, REGION, SECRET, S3Server, s3_with_bucket
+from .support.newsite import NewsSite, seed_document
+from .support.replaying import replay_server
+from .support.s3server import KEY, REGION, SECRET, S3Server, s3_with_bucket
 
 BUCKET = "news-archive"
 
@@ -118,7 +118,7 @@ def test_replay_reads_the_warc_files_from_the_bucket_over_http(s3_cfg: Config, s
 @pytest.mark.slow
 def test_cluster_workers_write_to_the_bucket(s3_cfg: Config, site: NewsSite, tmp_path: Path) -> None:
     """Workers that share no filesystem with the client: WARC files and fragments go through S3."""
-    from .daskcluster import dask_cluster
+    from .support.daskcluster import dask_cluster
 
     credentials = {"AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": REGION,
                    "AWS_EC2_METADATA_DISABLED": "true", "TMPDIR": str(tmp_path / "worker-spool")}

@@ -16,7 +16,7 @@ from archiver.index.fulltext import pending, shard_paths, update_search
 from archiver.index.metadata import Store
 from archiver.search import search
 
-from .newsite import NewsSite, seed_document
+from .support.newsite import NewsSite, seed_document
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from archiver.seeds.document import parse_date_line, parse_seed_document
 from archiver.seeds.model import BadSeed, Seed
 from archiver.seeds.sources import iter_seeds, parse_url_list
 
-from .conftest import SHARED
+from .conftest import DATA
 
-REAL_SEED = SHARED / "seeds" / "000_0399b5d59150e21b.txt"
+REAL_SEED = DATA / "seeds" / "000_0399b5d59150e21b.txt"
 RFI_URL = (
     "https://www.rfi.fr/cn/%E6%94%BF%E6%B2%BB/20231006-%E6%8B%9C%E7%99%BB%E6%8B%9F11%E6%9C%88%E5%9C%A8"
     "%E5%8A%A0%E5%B7%9E%E4%B8%8E%E4%B9%A0%E8%BF%91%E5%B9%B3%E4%B8%BE%E8%A1%8C%E9%9D%A2%E5%AF%B9%E9%9D%A2"

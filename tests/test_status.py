@@ -16,7 +16,7 @@ from archiver.errors import UsageError
 from archiver.export import export
 from archiver.status import status
 
-from .newsite import NewsSite, seed_document
+from .support.newsite import NewsSite, seed_document
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from warcio.warcwriter import WARCWriter
 from archiver.errors import ArchiverError, ConfigError, MissingObjectError, StorageConfigError, StorageError
 from archiver.storage import LocalStorage, Storage, StorageOptions, check_name, open_storage
 
-from .s3server import (
+from .support.s3server import (
     KEY,
     REGION,
     SECRET,

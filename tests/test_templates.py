@@ -24,9 +24,9 @@ from archiver.config import Config
 from archiver.init import init
 from archiver.replay.templates import shipped_templates
 
-from .browser import browser_page
-from .newsite import NewsSite, seed_document
-from .replaying import replay_server
+from .support.browser import browser_page
+from .support.newsite import NewsSite, seed_document
+from .support.replaying import replay_server
 
 # `"});alert(86);String({"a":"` after the timestamp: closes pywb's "{{ url }}" string and the
 # object literal around it, calls alert(86), and swallows the rest of the line.

@@ -24,12 +24,12 @@ from archiver.errors import UsageError
 from archiver.index.build import build_index
 from archiver.verify import KINDS, VerifyReport, verify
 
-from .conftest import SHARED, capture_pages
-from .newsite import NewsSite
-from .warcs import BIN
+from .conftest import DATA, capture_pages
+from .support.newsite import NewsSite
+from .support.warcs import BIN
 
-WARCIO = SHARED / "real-warcs" / "warcio"
-PYWB = SHARED / "real-warcs" / "pywb" / "warcs"
+WARCIO = DATA / "real-warcs" / "warcio"
+PYWB = DATA / "real-warcs" / "pywb" / "warcs"
 
 
 def found(report: VerifyReport) -> set[tuple[int | None, str]]:
@@ -67,7 +67,7 @@ def test_good_files_from_other_tools_verify_clean(path: Path) -> None:
     assert report.files == 1 and report.records >= 1
 
 
-# (file, {(offset, kind)}): what each damaged file of the shared set yields
+# (file, {(offset, kind)}): what each damaged file of tests/data/real-warcs yields
 BAD = [
     # Content-Length 973 on a 975-byte block
     (WARCIO / "example-trunc.warc", {(1197, "truncated"), (1197, "block_digest_mismatch"),
@@ -92,7 +92,7 @@ BAD = [
     (PYWB / "example-url-agnostic-revisit.warc.gz", {(0, "truncated")}),
     # CRLF turned into CR CR LF
     (PYWB / "missing-status-text.warc", {(0, "bad_header"), (0, "truncated")}),
-    (SHARED / "real-warcs" / "pywb" / "waczs" / "valid_example_1.wacz", {(0, "not_a_warc")}),
+    (DATA / "real-warcs" / "pywb" / "waczs" / "valid_example_1.wacz", {(0, "not_a_warc")}),
 ]
 
 

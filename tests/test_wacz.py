@@ -35,10 +35,10 @@ from archiver.index.build import build_index
 from archiver.index.metadata import Article, Store
 from archiver.wacz import WaczReport, member_name, wacz
 
-from .browser import browser_page
-from .newsite import NewsSite, seed_document
-from .processes import stop
-from .replaying import free_port
+from .support.browser import browser_page
+from .support.newsite import NewsSite, seed_document
+from .support.processes import stop
+from .support.replaying import free_port
 from .test_roundtrip import LEAD_IMAGE_LOADED
 
 PAGES = ["/plain.html", "/gbk.html", "/redirect", "/gone.html", "/gzip.html"]  # gone.html is a 404

@@ -25,8 +25,8 @@ from archiver.index.zipnum import LOC_NAME, SUMMARY_NAME, build_zipnum, read_zip
 from archiver.init import init
 
 from .conftest import capture_pages
-from .newsite import PAGES, NewsSite
-from .replaying import replay_server
+from .support.newsite import PAGES, NewsSite
+from .support.replaying import replay_server
 
 
 def synthetic_cdxj(path: Path, count: int) -> list[bytes]:

@@ -13,8 +13,8 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-JPEG = (Path(__file__).parent.parent / "archiver/demo-site/images/library.jpg").read_bytes()
-JPEG2 = (Path(__file__).parent.parent / "archiver/demo-site/images/train.jpg").read_bytes()
+JPEG = (Path(__file__).parents[2] / "archiver/demo-site/images/library.jpg").read_bytes()
+JPEG2 = (Path(__file__).parents[2] / "archiver/demo-site/images/train.jpg").read_bytes()
 SAME_BODY = (
     "<!DOCTYPE html><html><head><meta charset=utf-8><title>同一正文</title></head><body><p>"
     + "正文" * 2000
