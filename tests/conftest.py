@@ -5,6 +5,7 @@ import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pycurl
 import pytest
@@ -16,6 +17,7 @@ from archiver.fetch.client import _Transfer
 
 from .support.newsite import NewsSite, seed_document
 
+T = TypeVar("T")
 DATA = Path(__file__).resolve().parent / "data"  # test files from other tools and real feeds (data/README.md)
 
 
@@ -76,6 +78,24 @@ def site() -> Iterator[NewsSite]:
     server = NewsSite()
     yield server
     server.stop()
+
+
+class Closing(Protocol):
+    def __call__(self, thing: T) -> T: ...
+
+
+@pytest.fixture
+def closing() -> Iterator[Closing]:
+    """`closing(x)` is x, closed when the test ends (fetched exchanges and chains hold temporary files)."""
+    opened: list[Any] = []
+
+    def keep(thing: T) -> T:
+        opened.append(thing)
+        return thing
+
+    yield keep
+    for thing in opened:
+        thing.close()
 
 
 @pytest.fixture

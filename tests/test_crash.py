@@ -70,7 +70,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, site: NewsSite, p
         if process.poll() is not None:
             break
         process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        process.communicate(timeout=10)  # reaps it and closes its pipe
         kills += 1
         survivors |= complete_seed_records(archive)
     assert kills >= 2, "capture finished before it could be killed; make the site slower"
@@ -137,7 +137,7 @@ def test_no_worker_process_outlives_a_killed_capture(tmp_path: Path, site: NewsS
         process = start_capture(root)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        process.communicate(timeout=10)  # reaps it and closes its pipe
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _spawned() - before:
             time.sleep(0.1)

@@ -12,6 +12,7 @@ from archiver.config import Config
 from archiver.fetch.client import Fetcher, retry_after_seconds
 from archiver.index.metadata import Store
 
+from .conftest import Closing
 from .support.newsite import OK_BODY, NewsSite
 from .support.warcs import all_records, check_with_third_party_tools
 
@@ -36,33 +37,34 @@ def fresh(site: NewsSite, path: str) -> str:
     return f"{site.url}{path}?n={fresh.n}"  # type: ignore[attr-defined]
 
 
-def test_5xx_is_retried_with_exponential_backoff_and_jitter(fetcher_and_sleeps, site: NewsSite) -> None:
+def test_5xx_is_retried_with_exponential_backoff_and_jitter(fetcher_and_sleeps, site: NewsSite,
+                                                            closing: Closing) -> None:
     fetcher, sleeps = fetcher_and_sleeps
-    chain = fetcher.follow(fresh(site, "/flaky.html"))
+    chain = closing(fetcher.follow(fresh(site, "/flaky.html")))
     assert [e.status for e in chain.exchanges] == [503, 503, 200]  # every answer is kept
     assert chain.attempts == 3 and not chain.error
     assert 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0
 
 
-def test_backoff_is_capped(cfg: Config, site: NewsSite) -> None:
+def test_backoff_is_capped(cfg: Config, site: NewsSite, closing: Closing) -> None:
     sleeps = Sleeps()
     fetcher = Fetcher(cfg.replace(retries=6, backoff_base=1.0, backoff_max=3.0), lambda: datetime.now(UTC),
                       sleep=sleeps)
-    chain = fetcher.follow(fresh(site, "/always-503.html"))
+    chain = closing(fetcher.follow(fresh(site, "/always-503.html")))
     assert chain.attempts == 7 and chain.final is not None and chain.final.status == 503
     assert len(sleeps) == 6 and max(sleeps) <= 3.0
 
 
-def test_retry_after_seconds_is_honoured(fetcher_and_sleeps, site: NewsSite) -> None:
+def test_retry_after_seconds_is_honoured(fetcher_and_sleeps, site: NewsSite, closing: Closing) -> None:
     fetcher, sleeps = fetcher_and_sleeps
-    chain = fetcher.follow(fresh(site, "/retry-after-seconds.html"))
+    chain = closing(fetcher.follow(fresh(site, "/retry-after-seconds.html")))
     assert [e.status for e in chain.exchanges] == [429, 200]
     assert sleeps == [7.0]
 
 
-def test_retry_after_date_is_honoured_up_to_the_cap(fetcher_and_sleeps, site: NewsSite) -> None:
+def test_retry_after_date_is_honoured_up_to_the_cap(fetcher_and_sleeps, site: NewsSite, closing: Closing) -> None:
     fetcher, sleeps = fetcher_and_sleeps
-    chain = fetcher.follow(fresh(site, "/retry-after-date.html"))
+    chain = closing(fetcher.follow(fresh(site, "/retry-after-date.html")))
     assert [e.status for e in chain.exchanges] == [503, 200]
     assert sleeps == [30.0]
 
@@ -75,9 +77,9 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("soon", now) is None and retry_after_seconds("", now) is None
 
 
-def test_a_cut_body_is_marked_and_retried(fetcher_and_sleeps, site: NewsSite) -> None:
+def test_a_cut_body_is_marked_and_retried(fetcher_and_sleeps, site: NewsSite, closing: Closing) -> None:
     fetcher, _ = fetcher_and_sleeps
-    chain = fetcher.follow(fresh(site, "/cut.html"))
+    chain = closing(fetcher.follow(fresh(site, "/cut.html")))
     first, second = chain.exchanges
     assert first.truncated == "disconnect" and first.body_length == 100
     assert second.truncated == "" and second.read_body(10_000) == OK_BODY
@@ -106,16 +108,16 @@ def test_attempts_are_recorded(cfg: Config, site: NewsSite) -> None:
     assert row is not None and row.status == 200 and row.attempts == 3
 
 
-def test_politeness_spaces_requests_to_one_host(cfg: Config, site: NewsSite) -> None:
+def test_politeness_spaces_requests_to_one_host(cfg: Config, site: NewsSite, closing: Closing) -> None:
     sleeps = Sleeps()
     fetcher = Fetcher(cfg.replace(host_delay=2.0, host_concurrency=1), lambda: datetime.now(UTC), sleep=sleeps)
     for _ in range(3):
-        fetcher.get(site.url + "/plain.html")
+        closing(fetcher.get(site.url + "/plain.html"))
     # the recording sleep does not wait, so the third start is scheduled two delays after the first
     assert len(sleeps) == 2 and 1.5 < sleeps[0] <= 2.0 and 3.5 < sleeps[1] <= 4.0
     other = Fetcher(cfg.replace(host_delay=2.0), lambda: datetime.now(UTC), sleep=sleeps)
-    other.get(site.url + "/plain.html")
-    other.get(site.url.replace("127.0.0.1", "localhost") + "/plain.html")  # another host name: no wait
+    closing(other.get(site.url + "/plain.html"))
+    closing(other.get(site.url.replace("127.0.0.1", "localhost") + "/plain.html"))  # another host name: no wait
     assert len(sleeps) == 2
 
 

@@ -19,6 +19,7 @@ from archiver.errors import ConfigError
 from archiver.fetch.client import Exchange, Fetcher
 from archiver.fetch.netguard import AddressPolicy
 
+from .conftest import Closing
 from .support.newsite import NewsSite
 
 BODY = b"<html><head><title>raw</title></head><body>ok</body></html>"
@@ -87,8 +88,9 @@ def fetcher(cfg: Config) -> Fetcher:
     return Fetcher(cfg, lambda: datetime.now(UTC))
 
 
-def test_the_request_recorded_is_the_request_sent(cfg: Config, raw: RawServer) -> None:
-    exchange = fetcher(cfg).get(f"http://127.0.0.1:{raw.port}/path/文章 1.html?q=新闻#top", referer="http://a.example/")
+def test_the_request_recorded_is_the_request_sent(cfg: Config, raw: RawServer, closing: Closing) -> None:
+    exchange = closing(fetcher(cfg).get(f"http://127.0.0.1:{raw.port}/path/文章 1.html?q=新闻#top",
+                                        referer="http://a.example/"))
     assert raw.received == [exchange.request_head]
     assert exchange.request_head.startswith(b"GET /path/%E6%96%87%E7%AB%A0%201.html?q=%E6%96%B0%E9%97%BB HTTP/1.1\r\n")
     assert b"\r\nReferer: http://a.example/\r\n" in exchange.request_head
@@ -112,15 +114,17 @@ def tls_server(authority: trustme.CA) -> Iterator[RawServer]:
     server.stop()
 
 
-def test_an_https_server_whose_authority_is_not_trusted_is_refused(cfg: Config, tls_server: RawServer) -> None:
-    chain = fetcher(cfg).follow(f"https://127.0.0.1:{tls_server.port}/a.html")
+def test_an_https_server_whose_authority_is_not_trusted_is_refused(cfg: Config, tls_server: RawServer,
+                                                                   closing: Closing) -> None:
+    chain = closing(fetcher(cfg).follow(f"https://127.0.0.1:{tls_server.port}/a.html"))
     assert chain.error == "tls_error" and not chain.exchanges
     assert tls_server.received == []  # no request went out over the unchecked connection
 
 
-def test_ca_bundle_names_the_authorities_trusted(cfg: Config, tls_server: RawServer, authority: trustme.CA) -> None:
+def test_ca_bundle_names_the_authorities_trusted(cfg: Config, tls_server: RawServer, authority: trustme.CA,
+                                                 closing: Closing) -> None:
     authority.cert_pem.write_to_path(str(cfg.root / "ca.pem"))
-    exchange = fetcher(cfg.replace(ca_bundle="ca.pem")).get(f"https://127.0.0.1:{tls_server.port}/a.html")
+    exchange = closing(fetcher(cfg.replace(ca_bundle="ca.pem")).get(f"https://127.0.0.1:{tls_server.port}/a.html"))
     assert exchange.status == 200 and exchange.read_body(1000) == BODY
     assert tls_server.received == [exchange.request_head]
     with pytest.raises(ConfigError, match="ca_bundle"):
@@ -128,42 +132,43 @@ def test_ca_bundle_names_the_authorities_trusted(cfg: Config, tls_server: RawSer
 
 
 def test_proxies_from_the_environment_are_not_used(cfg: Config, raw: RawServer, site: NewsSite,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   monkeypatch: pytest.MonkeyPatch, closing: Closing) -> None:
     # a proxy would make the connection for archiver, out of the address guard's sight
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.setenv(name, f"http://127.0.0.1:{raw.port}")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     before = len(site.hits)
-    exchange = fetcher(cfg).get(site.url + "/plain.html")
+    exchange = closing(fetcher(cfg).get(site.url + "/plain.html"))
     assert exchange.status == 200 and site.hits[before:] == ["/plain.html"]
     assert raw.received == []
 
 
-def test_a_chunked_body_over_max_size_is_cut_at_max_size(cfg: Config, site: NewsSite) -> None:
-    whole = fetcher(cfg).get(site.url + "/chunked.html")
+def test_a_chunked_body_over_max_size_is_cut_at_max_size(cfg: Config, site: NewsSite, closing: Closing) -> None:
+    whole = closing(fetcher(cfg).get(site.url + "/chunked.html"))
     assert whole.truncated == "" and whole.body_length > 300
-    exchange = fetcher(cfg.replace(max_size=300)).get(site.url + "/chunked.html")
+    exchange = closing(fetcher(cfg.replace(max_size=300)).get(site.url + "/chunked.html"))
     assert exchange.truncated == "length" and exchange.body_length == 300
     assert exchange.read_body(10_000) == whole.read_body(300)
     assert ("X-Archive-Orig-Transfer-Encoding", "chunked") in exchange.headers
     assert ("Content-Length", "300") in exchange.headers
 
 
-def test_connections_are_kept_alive(cfg: Config, site: NewsSite) -> None:
+def test_connections_are_kept_alive(cfg: Config, site: NewsSite, closing: Closing) -> None:
     one, before = fetcher(cfg), len(site.httpd.clients)  # type: ignore[attr-defined]
-    assert [one.get(site.url + "/plain.html").status for _ in range(3)] == [200, 200, 200]
+    assert [closing(one.get(site.url + "/plain.html")).status for _ in range(3)] == [200, 200, 200]
     assert len(set(site.httpd.clients[before:])) == 1  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("path", ["/plain.html", "/chunked.html"])
-def test_the_block_digest_taken_while_reading_is_the_records(cfg: Config, site: NewsSite, path: str) -> None:
+def test_the_block_digest_taken_while_reading_is_the_records(cfg: Config, site: NewsSite, path: str,
+                                                             closing: Closing) -> None:
     import base64
     import hashlib
 
     from archiver.warc.write import response_spec
 
-    exchange = fetcher(cfg).get(site.url + path)
+    exchange = closing(fetcher(cfg).get(site.url + path))
     spec = response_spec(exchange, "<urn:uuid:1>", "2024-01-01T00:00:00Z")
     block = hashlib.sha1(spec.http_head + exchange.read_body(1 << 20)).digest()
     if path == "/chunked.html":  # its stored headers are known only at the end: hashed when written
@@ -177,10 +182,11 @@ def test_the_block_digest_taken_while_reading_is_the_records(cfg: Config, site: 
     (b"hello, this is not HTTP\r\n\r\n", "connection_error"),  # HTTP/0.9 or junk: no status line
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "connection_error"),  # headers, then nothing
 ])
-def test_answers_that_are_not_a_response_are_connection_errors(cfg: Config, response: bytes, reason: str) -> None:
+def test_answers_that_are_not_a_response_are_connection_errors(cfg: Config, response: bytes, reason: str,
+                                                               closing: Closing) -> None:
     server = RawServer(response=response, limit=8)
     try:
-        chain = fetcher(cfg.replace(retries=0)).follow(f"http://127.0.0.1:{server.port}/x")
+        chain = closing(fetcher(cfg.replace(retries=0)).follow(f"http://127.0.0.1:{server.port}/x"))
     finally:
         server.stop()
     assert chain.error == reason and not chain.exchanges, chain.detail
@@ -195,21 +201,21 @@ def answered(cfg: Config, response: bytes) -> Exchange:
         server.stop()
 
 
-def test_an_interim_100_response_is_not_the_one_kept(cfg: Config) -> None:
-    exchange = answered(cfg, b"HTTP/1.1 100 Continue\r\n\r\n" + RESPONSE)
+def test_an_interim_100_response_is_not_the_one_kept(cfg: Config, closing: Closing) -> None:
+    exchange = closing(answered(cfg, b"HTTP/1.1 100 Continue\r\n\r\n" + RESPONSE))
     assert exchange.status == 200 and exchange.read_body(1000) == BODY
     assert exchange.headers[0] == ("Content-Type", "text/html")
 
 
-def test_an_http_1_0_answer_without_length_is_read_to_the_close(cfg: Config) -> None:
-    exchange = answered(cfg, b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + BODY)
+def test_an_http_1_0_answer_without_length_is_read_to_the_close(cfg: Config, closing: Closing) -> None:
+    exchange = closing(answered(cfg, b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + BODY))
     assert exchange.protocol == "HTTP/1.0" and exchange.truncated == ""
     assert exchange.read_body(1000) == BODY and exchange.block_digest
 
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 on this machine")
 @pytest.mark.parametrize("name", ["[::1]", "v6.test"])
-def test_ipv6_hosts_are_pinned_and_recorded_as_sent(cfg: Config, name: str) -> None:
+def test_ipv6_hosts_are_pinned_and_recorded_as_sent(cfg: Config, name: str, closing: Closing) -> None:
     try:
         server = RawServer(host="::1")
     except OSError:
@@ -217,7 +223,7 @@ def test_ipv6_hosts_are_pinned_and_recorded_as_sent(cfg: Config, name: str) -> N
     policy = AddressPolicy(allow_private=True, resolver=lambda host, port: ["::1"])
     port = server.port
     try:
-        exchange = Fetcher(cfg, lambda: datetime.now(UTC), policy).get(f"http://{name}:{port}/x")
+        exchange = closing(Fetcher(cfg, lambda: datetime.now(UTC), policy).get(f"http://{name}:{port}/x"))
     finally:
         server.stop()
     assert exchange.status == 200 and exchange.peer_address == "::1"
@@ -226,7 +232,7 @@ def test_ipv6_hosts_are_pinned_and_recorded_as_sent(cfg: Config, name: str) -> N
 
 
 def test_https_to_a_name_is_checked_against_the_name_while_connecting_to_the_pinned_address(
-        cfg: Config, authority: trustme.CA) -> None:
+        cfg: Config, authority: trustme.CA, closing: Closing) -> None:
     # archiver resolves news.test itself and pins the address; libcurl must still send the name
     # (SNI) and check the certificate against it, not against the address
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -237,8 +243,8 @@ def test_https_to_a_name_is_checked_against_the_name_while_connecting_to_the_pin
     trusting = cfg.replace(ca_bundle="ca.pem")
     policy = AddressPolicy(allow_private=True, resolver=lambda host, p: ["127.0.0.1"])
     try:
-        exchange = Fetcher(trusting, lambda: datetime.now(UTC), policy).get(f"https://news.test:{port}/a")
-        wrong_name = Fetcher(trusting, lambda: datetime.now(UTC), policy).follow(f"https://127.0.0.1:{port}/a")
+        exchange = closing(Fetcher(trusting, lambda: datetime.now(UTC), policy).get(f"https://news.test:{port}/a"))
+        wrong_name = closing(Fetcher(trusting, lambda: datetime.now(UTC), policy).follow(f"https://127.0.0.1:{port}/a"))
     finally:
         server.stop()
     assert exchange.status == 200 and exchange.peer_address == "127.0.0.1"
@@ -248,7 +254,8 @@ def test_https_to_a_name_is_checked_against_the_name_while_connecting_to_the_pin
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
 def test_an_exception_inside_a_libcurl_callback_is_raised_and_the_handle_starts_clean(
-        cfg: Config, site: NewsSite, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]) -> None:
+        cfg: Config, site: NewsSite, monkeypatch: pytest.MonkeyPatch, error: type[BaseException],
+        closing: Closing) -> None:
     # Ctrl-C can arrive while libcurl runs archiver's write callback (feeds are fetched in the main
     # thread); anything else raised there, pycurl would print and report as a write error (a cut body)
     import archiver.fetch.client as fetch_mod
@@ -263,7 +270,7 @@ def test_an_exception_inside_a_libcurl_callback_is_raised_and_the_handle_starts_
     with pytest.raises(error):
         one.get(site.url + "/plain.html")
     monkeypatch.setattr(fetch_mod, "_spool", real_spool)
-    exchange = one.get(site.url + "/plain.html")  # the same handle, nothing left of the interrupted request
+    exchange = closing(one.get(site.url + "/plain.html"))  # the same handle, nothing left of the interrupted request
     assert exchange.status == 200 and exchange.truncated == "" and exchange.read_body(10_000).startswith(b"<")
 
 

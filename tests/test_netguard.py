@@ -12,6 +12,7 @@ from archiver.errors import FetchError
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy, is_public, system_resolver
 
+from .conftest import Closing
 from .support.newsite import NewsSite
 
 
@@ -48,7 +49,7 @@ def mapped_resolver(mapping: dict[str, str]):
     return resolve
 
 
-def test_a_redirect_to_a_name_that_resolves_privately_is_refused(site: NewsSite) -> None:
+def test_a_redirect_to_a_name_that_resolves_privately_is_refused(site: NewsSite, closing: Closing) -> None:
     # the seed's own host is allowed (a stand-in for a public site); the redirect target is not
     policy = AddressPolicy(resolver=mapped_resolver({"metadata.test": "169.254.169.254"}))
     allow_site = AddressPolicy(allow_private=True, resolver=policy.resolver)
@@ -58,7 +59,7 @@ def test_a_redirect_to_a_name_that_resolves_privately_is_refused(site: NewsSite)
             (allow_site if host == "127.0.0.1" else policy).check(host, address)
 
     fetcher = Fetcher(Config(timeout=5), lambda: datetime.now(UTC), SitePolicy(resolver=policy.resolver))
-    chain = fetcher.follow(site.url + "/redirect-to?http://metadata.test/latest/meta-data/")
+    chain = closing(fetcher.follow(site.url + "/redirect-to?http://metadata.test/latest/meta-data/"))
     assert chain.error == "blocked_address"
     assert [e.status for e in chain.exchanges] == [302]  # the hop that led there is kept
 
@@ -71,12 +72,12 @@ def test_dns_answers_are_checked_too(site: NewsSite) -> None:
     assert info.value.reason == "blocked_address" and "10.0.0.7" in info.value.detail
 
 
-def test_allow_private_lets_loopback_through(site: NewsSite) -> None:
+def test_allow_private_lets_loopback_through(site: NewsSite, closing: Closing) -> None:
     fetcher = Fetcher(Config(allow_private=True, timeout=5), lambda: datetime.now(UTC))
-    assert fetcher.get(site.url + "/plain.html").status == 200
+    assert closing(fetcher.get(site.url + "/plain.html")).status == 200
 
 
-def test_only_http_and_https_are_followed(site: NewsSite) -> None:
+def test_only_http_and_https_are_followed(site: NewsSite, closing: Closing) -> None:
     fetcher = Fetcher(Config(allow_private=True, timeout=5), lambda: datetime.now(UTC))
-    chain = fetcher.follow(site.url + "/redirect-to?file:///etc/passwd")
+    chain = closing(fetcher.follow(site.url + "/redirect-to?file:///etc/passwd"))
     assert chain.error == "unsupported_scheme"

@@ -79,7 +79,8 @@ def _by_warcio(spec: RecordSpec) -> bytes:
 
 def _ours(spec: RecordSpec) -> bytes:
     encoded = encode_record(spec)
-    member = encoded.member.read()
+    with encoded.member:
+        member = encoded.member.read()
     assert len(member) == encoded.size
     inflater = zlib.decompressobj(wbits=31)
     data = inflater.decompress(member)
@@ -182,7 +183,8 @@ def test_compressed_payloads_are_stored_and_the_rest_deflated(content_type: str,
         headers.append(("Content-Encoding", encoding))
     body = b"<svg><text>hello</text></svg>" * 400  # compressible: only the type decides
     spec = response_spec(_exchange(body, headers), "<urn:uuid:1>", DATE)
-    member = encode_record(spec).member.read()
+    with encode_record(spec).member as encoded:
+        member = encoded.read()
     assert (_first_block_type(member) == 0) is stored
     assert (len(member) > len(body)) is stored
     assert gzip.decompress(member).endswith(body + b"\r\n\r\n")

@@ -264,6 +264,7 @@ class _Transfer:
         ):
             curl.setopt(option, value)
         self.host = ""
+        self.opened: list[socket.socket] = []  # sockets made for libcurl, which keeps duplicates of them
         self.watching = False  # the progress callback is on (requests made in the main thread)
         self.body: IO[bytes] = io.BytesIO()
         self._reset()
@@ -303,10 +304,13 @@ class _Transfer:
         began = time.monotonic()
         code, message = 0, ""
         try:
-            curl.perform()
-        except pycurl.error as exc:
-            code, message = exc.args[0], str(exc.args[1])
-        try:
+            try:
+                curl.perform()  # a Ctrl-C in the main thread is raised from here (see _progress)
+            except pycurl.error as exc:
+                code, message = exc.args[0], str(exc.args[1])
+            finally:
+                while self.opened:
+                    self.opened.pop().close()
             truncated = self._outcome(code, message, time.monotonic() - began)
             head = self.head or self._parse_head()
             return Exchange(
@@ -356,7 +360,10 @@ class _Transfer:
         family, socktype, protocol, sockaddr = address
         try:
             self.policy.check(self.host, str(sockaddr[0]))
-            return socket.socket(family, socktype, protocol)
+            opened = socket.socket(family, socktype, protocol)
+            # pycurl hands libcurl a dup() of its descriptor: this one is closed once perform() returns
+            self.opened.append(opened)
+            return opened
         except FetchError as exc:
             self.failure = exc
         except OSError as exc:

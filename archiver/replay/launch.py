@@ -8,6 +8,7 @@ capture code, and no other module of archiver imports pywb.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -62,12 +63,12 @@ def replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup_timeo
     if not (cfg.root / "collections").is_dir():
         raise UsageError(f"{cfg.root} is not an archive root (run 'archiver init' there)")
     install_templates(cfg.root)  # roots made before a template fix get it too
-    log = log_path.open("ab") if log_path else subprocess.DEVNULL
     # -P: the root is the child's working directory, and nothing in it may shadow a module
     args = [sys.executable, "-P", "-m", SERVER_MODULE, "--bind", host, "--port", str(port),
             "--directory", str(cfg.root)]
-    process = subprocess.Popen(args, cwd=cfg.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                               preexec_fn=die_with_parent)
+    with log_path.open("ab") if log_path else open(os.devnull, "wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(args, cwd=cfg.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   preexec_fn=die_with_parent)
     server = ReplayServer(process, host, port, log_path)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
