@@ -6,6 +6,7 @@ Loaded once by the CLI and passed down; nothing reads the environment or files b
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class Config:
     cluster: str = ""
     storage: str = ""
     storage_endpoint: str = ""
+    # the `storage_options:` mapping as canonical JSON (a Config is hashable): see storage.StorageOptions
+    storage_options: str = ""
     shards: int = 1024
     batch_size: int = 100
     batch_wait: float = 5.0
@@ -71,6 +74,11 @@ class Config:
         return _validated(dataclasses.replace(self, **given))
 
     @property
+    def storage_settings(self) -> dict[str, Any]:
+        """`storage_options` as the mapping config.yaml gave."""
+        return dict(json.loads(self.storage_options)) if self.storage_options else {}
+
+    @property
     def capture_processes(self) -> int:
         """Worker processes capture uses: `processes`, or with 0 one per core, up to 4 (a Python
         process runs one thread at a time, so capture needs one per core to use them all)."""
@@ -88,6 +96,9 @@ KEY_HELP: dict[str, str] = {
     "storage": "where WARC files and fragments go: empty for collections/<name>/, or s3://bucket/prefix "
                "(credentials from AWS_* variables); each collection gets <prefix>/<name>/",
     "storage_endpoint": "S3 endpoint for storage when not AWS itself (MinIO, Ceph): http(s)://host:port",
+    "storage_options": "more settings of the object store, a mapping (region, addressing_style, part_size, "
+                       "connect_timeout, max_attempts, spool_dir, ...: docs/storage.md); credentials are best "
+                       "left to the AWS_* environment",
     "shards": "seeds are grouped into this many shards by host; one batch per shard runs at a time",
     "batch_size": "seeds per capture batch (one task: its own WARC file and metadata fragment)",
     "batch_wait": "seconds a partly filled batch waits for more seeds of its shard before it runs",
@@ -171,6 +182,12 @@ def load(root: Path, **overrides: Any) -> Config:
 
 
 def _coerce(path: Path, key: str, value: Any, type_name: str) -> Any:
+    if key == "storage_options":
+        if value is None:
+            return ""
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: archiver.storage_options must be a mapping (key: value lines), not {value!r}")
+        return json.dumps(value, sort_keys=True)
     wanted: Any = {"int": int, "float": (int, float), "bool": bool, "str": str}[type_name]
     if (isinstance(value, bool) and type_name != "bool") or not isinstance(value, wanted):
         raise ConfigError(f"{path}: archiver.{key} must be a {type_name}, not {value!r}")

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bs4 import BeautifulSoup
+from selectolax.lexbor import LexborHTMLParser
 
 from archiver.capture.run import CaptureReport, Event, capture
 from archiver.config import Config
@@ -67,16 +67,18 @@ def write_seed_documents(site: Path, base_url: str, target: Path) -> list[Path]:
     written = []
     for number, page in enumerate(sorted((site / "articles").glob("*.html"))):
         text, _ = html_text(page.read_bytes(), "")
-        soup = BeautifulSoup(text, "html.parser")
+        tree = LexborHTMLParser(text)
         url = f"{base_url}/articles/{page.name}"
-        og_title = soup.find("meta", attrs={"property": "og:title"})
-        title = str(og_title.get("content")) if og_title else page.stem
-        stamp = soup.find("meta", attrs={"property": "article:published_time"})
-        when = datetime.fromisoformat(str(stamp.get("content"))) if stamp else datetime(2023, 10, 6)
-        body = soup.find("article") or soup
-        img = body.find("img", src=True)
-        paragraphs = "".join(f"<p>{p.get_text(strip=True)}</p>" for p in body.find_all("p")[:3])
-        image = f'<img src="{img["src"]}">' if img is not None else ""
+        og_title = tree.css_first('meta[property="og:title"]')
+        title = str(og_title.attributes.get("content")) if og_title is not None else page.stem
+        stamp = tree.css_first('meta[property="article:published_time"]')
+        when = datetime(2023, 10, 6) if stamp is None else datetime.fromisoformat(str(stamp.attributes.get("content")))
+        body = tree.css_first("article") or tree.body
+        if body is None:
+            continue  # not an article page
+        img = body.css_first("img[src]")
+        paragraphs = "".join(f"<p>{p.text(strip=True)}</p>" for p in body.css("p")[:3])
+        image = f'<img src="{img.attributes["src"]}">' if img is not None else ""
         document = (
             f"<!--{int(when.timestamp() * 1000)}-->\n[{title}]({url})\n------\n\n"
             f"<div>{when:%d/%m/%Y - %H:%M}</div>{image}{paragraphs}\n"

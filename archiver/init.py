@@ -28,6 +28,11 @@ def config_text(cfg: Config) -> str:
     lines = [_PYWB_SETTINGS, "# archiver settings; command-line flags override them.", "archiver:"]
     for key in CONFIG_KEYS:
         value = getattr(cfg, key)
+        if key == "storage_options":  # a mapping, kept as JSON, which is YAML too
+            value_text = value or "{}"
+            lines.append(f"  # {KEY_HELP[key]}")
+            lines.append(f"  {key}: {value_text}")
+            continue
         rendered = ("true" if value else "false") if isinstance(value, bool) else (
             f'"{value}"' if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value))
         lines.append(f"  # {KEY_HELP[key]}")

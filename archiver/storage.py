@@ -169,10 +169,6 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    def put_bytes(self, name: str, data: bytes) -> str:
-        """Write `data` as `name`, whole or not at all (fragments, small manifests). Returns url(name)."""
-
-    @abstractmethod
     def exists(self, name: str) -> bool: ...
 
     @abstractmethod
@@ -261,14 +257,6 @@ class LocalStorage(Storage):
                     _copy(local_file, out)
                 local_file.unlink()
             fsync_dir(target.parent)
-        return str(target)
-
-    def put_bytes(self, name: str, data: bytes) -> str:
-        target = self._path(name)
-        with self._errors(name):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(target, mode=0o600) as out:
-                out.write(data)
         return str(target)
 
     def exists(self, name: str) -> bool:
@@ -393,11 +381,6 @@ class FsspecStorage(Storage):
         if stored != size:
             raise StorageError(f"{self.url(name)}: {stored} bytes stored after publishing {size}; publish it again")
         local_file.unlink()
-        return self.url(name)
-
-    def put_bytes(self, name: str, data: bytes) -> str:
-        with self._errors(name):
-            self.fs.pipe_file(self._path(name), data)
         return self.url(name)
 
     def exists(self, name: str) -> bool:
@@ -562,8 +545,12 @@ def collection_storage(cfg: Config, collection: Collection) -> Storage:
     own folder, or `<cfg.storage>/<name>/` on an object store."""
     if not cfg.storage:
         return LocalStorage(collection.path)
-    return open_storage(f"{cfg.storage.rstrip('/')}/{collection.name}",
-                        StorageOptions(endpoint_url=cfg.storage_endpoint or None))
+    settings = cfg.storage_settings
+    if cfg.storage_endpoint:
+        if settings.get("endpoint_url", cfg.storage_endpoint) != cfg.storage_endpoint:
+            raise ConfigError("storage_endpoint and storage_options' endpoint_url differ: give one of them")
+        settings["endpoint_url"] = cfg.storage_endpoint
+    return open_storage(f"{cfg.storage.rstrip('/')}/{collection.name}", StorageOptions.from_mapping(settings))
 
 
 def warc_names(storage: Storage) -> list[str]:

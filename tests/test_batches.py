@@ -16,7 +16,7 @@ from archiver.capture.shards import Batcher, batch_key, shard_of
 from archiver.collection import Collection
 from archiver.config import Config
 from archiver.index.build import update_index
-from archiver.index.fragments import Entry, fragment_name, read_fragment, write_fragment
+from archiver.index.fragments import Entry, files_named, fragment_name, iter_entries, write_fragment
 from archiver.index.metadata import Article, Store
 from archiver.seeds.model import Seed
 from archiver.storage import LocalStorage
@@ -63,8 +63,8 @@ def test_fragments_keep_rows_exactly(tmp_path: Path) -> None:
     entries = [Entry(article, ["a 1 {}", "b 2 {}"], "", "正文"), Entry(article, [], "why", "")]
     storage = LocalStorage(tmp_path)
     name = write_fragment(storage, "x", ["f.warc.gz"], entries)
-    fragment = read_fragment(storage, name)
-    assert fragment.entries == entries and fragment.files == ["f.warc.gz"] and fragment.name == "x"
+    assert name == fragment_name("x")
+    assert list(iter_entries(storage, name)) == entries and files_named(storage, name) == ["f.warc.gz"]
     assert [p.name for p in (tmp_path / "indexes" / "fragments").iterdir()] == ["x.parquet"]  # nothing else left
 
 
@@ -121,8 +121,9 @@ def test_a_stopped_batch_commits_only_what_it_did(cfg: Config, site: NewsSite) -
     stop = threading.Event()
     stop.set()
     done = run_batch(job, stop=stop)
-    fragment = read_fragment(LocalStorage(job.collection.path), done.fragment)
-    assert done.seeds == 0 and fragment.entries == [] and fragment.files == []
+    storage = LocalStorage(job.collection.path)
+    assert done.seeds == 0 and list(iter_entries(storage, done.fragment)) == []
+    assert files_named(storage, done.fragment) == []
     assert not list(job.collection.archive_dir.iterdir())  # a file is opened only for a seed to write
 
 

@@ -154,3 +154,12 @@ def test_a_bug_exits_with_the_internal_status_and_a_traceback(tmp_path: Path) ->
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == ExitStatus.INTERNAL == 6
     assert "Traceback" in result.stderr and "RuntimeError: a bug" in result.stderr and "please report" in result.stderr
+
+
+def test_the_repositorys_config_yaml_is_what_init_writes() -> None:
+    """`make run` uses the root at the top of the repository: its config.yaml must not fall behind."""
+    from archiver.config import Config
+    from archiver.init import config_text
+
+    committed = (Path(__file__).parent.parent / "config.yaml").read_text(encoding="utf-8")
+    assert committed == config_text(Config()), "regenerate it: archiver init in an empty folder, copy its config.yaml"

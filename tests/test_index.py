@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ from archiver.collection import OPEN_SUFFIX, Collection
 from archiver.config import Config
 from archiver.errors import WarcError
 from archiver.index.build import build_index, update_index
-from archiver.index.metadata import Store
-from archiver.index.reader import index_file
+from archiver.index.metadata import Article, Store
+from archiver.index.reader import FileReader
 from archiver.warc.write import mend
 
 from .conftest import DATA, capture_pages
@@ -21,6 +22,23 @@ from .support.newsite import NewsSite
 from .support.warcs import check_with_third_party_tools, record_spans
 
 PYWB = DATA / "real-warcs" / "pywb"
+
+
+@dataclass
+class FileIndex:
+    cdxj: list[str]
+    articles: list[Article]
+    texts: dict[str, str]
+    records: int
+
+
+def index_file(path: Path, collection: str, fast: bool = True) -> FileIndex:
+    """Everything the index reads of one file (`fast=False`: with warcio only)."""
+    reader = FileReader(path, collection, fast)
+    found = list(reader.articles())
+    texts = {article.url: text for article, text in found if text}
+    return FileIndex(reader.cdxj, [article for article, _ in found], texts, reader.count)
+
 
 
 def lines(path: Path) -> list[str]:

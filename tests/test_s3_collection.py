@@ -91,8 +91,10 @@ def test_a_dead_attempts_object_is_removed_and_never_indexed(s3_cfg: Config, sit
     storage = collection_storage(s3_cfg, collection)
     (name,) = storage.list("archive/", ".warc.gz")
     orphan = name.replace("-000.warc.gz", "-001.warc.gz")  # as if an attempt that died had left it
+    staged = storage.staging_path(orphan)
     with storage.open_read(name) as fh:
-        storage.put_bytes(orphan, fh.read())
+        staged.write_bytes(fh.read())
+    storage.publish(staged, orphan)
     report = build_index(s3_cfg)
     assert not storage.exists(orphan) and report.files == 1
 

@@ -25,8 +25,18 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from archiver.collection import Collection
+from archiver.config import load
 from archiver.errors import ArchiverError, ConfigError, MissingObjectError, StorageConfigError, StorageError
-from archiver.storage import LocalStorage, Storage, StorageOptions, check_name, open_storage
+from archiver.storage import (
+    FsspecStorage,
+    LocalStorage,
+    Storage,
+    StorageOptions,
+    check_name,
+    collection_storage,
+    open_storage,
+)
 
 from .support.s3server import (
     KEY,
@@ -64,6 +74,11 @@ def stage(storage: Storage, name: str, data: bytes) -> Path:
     path = storage.staging_path(name)
     path.write_bytes(data)
     return path
+
+
+def put(storage: Storage, name: str, data: bytes) -> str:
+    """`data` published as `name`, the way archiver commits every file: staged, then published."""
+    return storage.publish(stage(storage, name, data), name)
 
 
 def write_warc(path: Path, pages: list[tuple[str, bytes]]) -> list[tuple[int, int]]:
@@ -132,14 +147,14 @@ def test_republishing_a_name_replaces_it(storage: Storage) -> None:
     storage.publish(stage(storage, "archive/c.warc.gz", b"first run"), "archive/c.warc.gz")
     storage.publish(stage(storage, "archive/c.warc.gz", b"the re-run, longer"), "archive/c.warc.gz")
     assert storage.read_bytes("archive/c.warc.gz") == b"the re-run, longer"
-    storage.put_bytes("fragments/1.parquet", b"one")
-    storage.put_bytes("fragments/1.parquet", b"two")
+    put(storage, "fragments/1.parquet", b"one")
+    put(storage, "fragments/1.parquet", b"two")
     assert storage.read_bytes("fragments/1.parquet") == b"two"
     assert storage.list() == ["archive/c.warc.gz", "fragments/1.parquet"]
 
 
-def test_put_bytes_leaves_no_temporary_file(storage: Storage) -> None:
-    storage.put_bytes("fragments/0001.parquet", b"PAR1...PAR1")
+def test_publishing_leaves_no_temporary_file(storage: Storage) -> None:
+    put(storage, "fragments/0001.parquet", b"PAR1...PAR1")
     assert storage.read_bytes("fragments/0001.parquet") == b"PAR1...PAR1"
     if isinstance(storage, LocalStorage):
         assert [p.name for p in (storage.root / "fragments").iterdir()] == ["0001.parquet"]
@@ -148,7 +163,7 @@ def test_put_bytes_leaves_no_temporary_file(storage: Storage) -> None:
 def test_list_by_prefix_and_suffix(storage: Storage) -> None:
     for name in ["archive/a.warc.gz", "archive/b.warc.gz", "fragments/0001.parquet", "fragments/0002.parquet",
                  "fragments/notes.txt", "top.txt", "archive/old/z.warc.gz"]:
-        storage.put_bytes(name, name.encode())
+        put(storage, name, name.encode())
     stage(storage, "archive/c.warc.gz", b"in flight")
 
     assert storage.list() == ["archive/a.warc.gz", "archive/b.warc.gz", "archive/old/z.warc.gz",
@@ -176,7 +191,7 @@ def test_ranged_reads_at_any_offset(storage: Storage) -> None:
 
 
 def test_remove(storage: Storage) -> None:
-    storage.put_bytes("fragments/x.parquet", b"x")
+    put(storage, "fragments/x.parquet", b"x")
     storage.remove("fragments/x.parquet")
     assert not storage.exists("fragments/x.parquet") and storage.list() == []
     storage.remove("fragments/x.parquet")  # already gone: fine
@@ -198,7 +213,7 @@ def _list_in_another_process(storage: Storage) -> list[str]:
 
 def test_a_storage_goes_to_worker_processes(storage: Storage) -> None:
     """Pickled (Dask, spawned workers) and used after a fork: the filesystem is made again there."""
-    storage.put_bytes("fragments/1.parquet", b"x")
+    put(storage, "fragments/1.parquet", b"x")
     assert pickle.loads(pickle.dumps(storage)).list() == ["fragments/1.parquet"]
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert pool.submit(_list_in_another_process, storage).result(timeout=60) == ["fragments/1.parquet"]
@@ -209,14 +224,14 @@ def test_names_that_could_escape_or_collide_are_refused(name: str, tmp_path: Pat
     with pytest.raises(StorageError, match="invalid storage name"):
         check_name(name)
     with pytest.raises(StorageError):
-        open_storage(tmp_path).put_bytes(name, b"x")
+        put(open_storage(tmp_path), name, b"x")
 
 
 def test_a_backslash_is_a_plain_character_on_disk_and_refused_in_object_names(s3: S3Server, tmp_path: Path) -> None:
-    open_storage(tmp_path).put_bytes("archive/a\\..\\b.warc.gz", b"x")  # other tools' odd names, on POSIX
+    put(open_storage(tmp_path), "archive/a\\..\\b.warc.gz", b"x")  # other tools' odd names, on POSIX
     assert (tmp_path / "archive" / "a\\..\\b.warc.gz").read_bytes() == b"x"
     with pytest.raises(StorageError, match="no backslash"):
-        in_bucket(s3, tmp_path / "spool").put_bytes("archive/a\\b", b"x")
+        put(in_bucket(s3, tmp_path / "spool"), "archive/a\\b", b"x")
 
 
 def test_a_warc_published_to_the_store_reads_back_record_by_record(storage: Storage) -> None:
@@ -247,10 +262,10 @@ def test_a_warc_published_to_the_store_reads_back_record_by_record(storage: Stor
 
 def test_an_object_replaced_while_being_read_fails_rather_than_mixing(s3: S3Server, tmp_path: Path) -> None:
     storage = in_bucket(s3, tmp_path, read_block_size=64 * 1024)
-    storage.put_bytes("archive/m.warc.gz", b"a" * 1_000_000)
+    put(storage, "archive/m.warc.gz", b"a" * 1_000_000)
     with storage.open_read("archive/m.warc.gz") as fh:
         assert fh.read(10) == b"a" * 10
-        storage.put_bytes("archive/m.warc.gz", b"b" * 1_000_000)  # a re-run's publish
+        put(storage, "archive/m.warc.gz", b"b" * 1_000_000)  # a re-run's publish
         fh.seek(500_000)
         with pytest.raises(StorageError, match="replaced while it was being read"):
             fh.read(10)
@@ -275,7 +290,7 @@ def test_a_missing_bucket_is_a_configuration_error(s3: S3Server, tmp_path: Path)
     message = re.escape(f"no bucket 'no-such-bucket' at {s3.endpoint}")
     for call in (lambda: storage.publish(staged, "archive/a.warc.gz"), lambda: storage.list(),
                  lambda: storage.exists("archive/a.warc.gz"), lambda: storage.read_bytes("archive/a.warc.gz"),
-                 lambda: storage.put_bytes("f/1.parquet", b"x"), lambda: storage.remove("f/1.parquet")):
+                 lambda: put(storage, "f/1.parquet", b"x"), lambda: storage.remove("f/1.parquet")):
         with pytest.raises(StorageConfigError, match=message) as caught:
             call()
         assert caught.value.exit_code == 2 and isinstance(caught.value, ConfigError)
@@ -305,7 +320,7 @@ def test_unknown_credentials_are_a_configuration_error(tmp_path: Path) -> None:
         try:
             storage = open_storage(f"s3://{BUCKET}/p", server.options(spool_dir=tmp_path))
             with pytest.raises(StorageConfigError, match="access denied") as caught:
-                storage.put_bytes("f/1.parquet", b"x")
+                put(storage, "f/1.parquet", b"x")
             assert "InvalidAccessKeyId" in str(caught.value)
             with pytest.raises(StorageConfigError, match="access denied"):
                 storage.list()
@@ -316,7 +331,7 @@ def test_unknown_credentials_are_a_configuration_error(tmp_path: Path) -> None:
 def test_local_errors_name_the_path(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"not a directory")
     with pytest.raises(StorageError, match=re.escape(str(tmp_path / "file"))) as caught:
-        open_storage(tmp_path / "file").put_bytes("f/1.parquet", b"x")
+        put(open_storage(tmp_path / "file"), "f/1.parquet", b"x")
     assert not isinstance(caught.value, StorageConfigError)
 
 
@@ -418,3 +433,22 @@ def _get(url: str, server: subprocess.Popen[bytes]) -> str:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_config_yaml_storage_options_reach_the_store(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("archiver:\n  storage: s3://bucket/prefix\n  storage_endpoint: http://127.0.0.1:9\n"
+                      f"  storage_options:\n    part_size: 8388608\n    region: eu-west-1\n    spool_dir: {tmp_path}\n"
+                      "    extra: {use_ssl: false}\n")
+    cfg = load(tmp_path)
+    store = collection_storage(cfg, Collection.of(cfg))  # makes no request
+    assert isinstance(store, FsspecStorage) and store.url_root == "s3://bucket/prefix/news"
+    options = store.options
+    assert (options.part_size, options.region, options.spool_dir, options.endpoint_url, dict(options.extra)) == (
+        8 * 1024 * 1024, "eu-west-1", tmp_path, "http://127.0.0.1:9", {"use_ssl": False})
+    config.write_text("archiver:\n  storage: s3://bucket/prefix\n  storage_options:\n    part_sise: 8388608\n")
+    with pytest.raises(ConfigError, match=r"unknown storage option.*part_sise"):
+        collection_storage(load(tmp_path), Collection.of(cfg))
+    config.write_text("archiver:\n  storage_options: 5\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load(tmp_path)

@@ -9,6 +9,7 @@ import textwrap
 import tracemalloc
 import urllib.request
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,20 @@ from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import ConfigError, ReplayIndexError
 from archiver.index.pywbconfig import collection_index, set_collection_index
-from archiver.index.zipnum import LOC_NAME, SUMMARY_NAME, build_zipnum, read_zipnum, write_zipnum
+from archiver.index.zipnum import LOC_NAME, SUMMARY_NAME, build_zipnum, write_zipnum
 from archiver.init import init
 
 from .conftest import capture_pages
 from .support.newsite import PAGES, NewsSite
 from .support.replaying import replay_server
+
+
+def read_zipnum(folder: Path) -> Iterator[tuple[bytes, str, int, int, int]]:
+    """The summary's lines as (key, part, offset, length, block number), read as pywb reads them."""
+    with (folder / SUMMARY_NAME).open("rb") as fh:
+        for line in fh:
+            key, part, offset, length, number = line.rstrip(b"\n").split(b"\t")
+            yield key, part.decode(), int(offset), int(length), int(number)
 
 
 def synthetic_cdxj(path: Path, count: int) -> list[bytes]:

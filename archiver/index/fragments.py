@@ -36,13 +36,6 @@ class Entry:
     text: str = ""  # the article's main text, for full-text search
 
 
-@dataclass(frozen=True)
-class Fragment:
-    name: str
-    files: list[str]  # the WARC files (names in archive/) the entries point into
-    entries: list[Entry]
-
-
 def fragment_name(name: str) -> str:
     """The store name of fragment `name`."""
     return f"{FOLDER}/{name}{SUFFIX}"
@@ -86,12 +79,6 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: Itera
         staged.unlink(missing_ok=True)
         raise
     return target
-
-
-def read_fragment(storage: Storage, target: str) -> Fragment:
-    """A fragment whole (a capture batch's: at most batch_size entries)."""
-    return Fragment(target.rsplit("/", 1)[-1].removesuffix(SUFFIX), files_named(storage, target),
-                    list(iter_entries(storage, target)))
 
 
 def iter_entries(storage: Storage, target: str) -> Iterator[Entry]:
@@ -140,8 +127,3 @@ def orphans(storage: Storage, names: list[str], known: dict[str, set[str]] | Non
         if files is not None and name not in files:
             found.append(name)
     return found
-
-
-def committed(storage: Storage) -> list[str]:
-    """Every fragment of the collection, by store name."""
-    return storage.list(FOLDER + "/", SUFFIX)

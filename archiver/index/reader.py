@@ -10,7 +10,6 @@ from __future__ import annotations
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from archiver.errors import SeedError, WarcError
@@ -34,27 +33,10 @@ from archiver.warc.record import (
     target_uri,
 )
 
-
-@dataclass
-class FileIndex:
-    cdxj: list[str]
-    articles: list[Article]
-    texts: dict[str, str]  # url -> the article's main text, for full-text search
-    records: int
-
-
 # HTML bodies of the latest responses kept while a file is read, so that a seed's metadata record
 # (written just after its page) finds its page without reading the file a second time.
 RECENT_PAGES = 64
 _UNREAD = object()  # the page was not at hand: read it again from the file
-
-
-def index_file(path: Path, collection: str, fast: bool = True) -> FileIndex:
-    """CDXJ lines and metadata rows of one WARC/ARC file (`fast=False`: read with warcio only)."""
-    reader = FileReader(path, collection, fast)
-    found = list(reader.articles())
-    texts = {article.url: text for article, text in found if text}
-    return FileIndex(reader.cdxj, [article for article, _ in found], texts, reader.count)
 
 
 class FileReader:

@@ -138,14 +138,6 @@ def write_zipnum(source: Path, folder: Path, lines_per_block: int = LINES_PER_BL
                         shard_bytes=shard.stat().st_size, source_bytes=source.stat().st_size)
 
 
-def read_zipnum(folder: Path) -> Iterator[tuple[bytes, str, int, int, int]]:
-    """The summary's lines as (key, part, offset, length, block number), for checks and tools."""
-    with (folder / SUMMARY_NAME).open("rb") as fh:
-        for line in fh:
-            key, part, offset, length, number = line.rstrip(b"\n").split(b"\t")
-            yield key, part.decode(), int(offset), int(length), int(number)
-
-
 def _sorted_lines(src: IO[bytes], source: Path) -> Iterator[bytes]:
     """Non-empty lines (newline-terminated), checked to be sorted: pywb's binary search needs it."""
     previous = b""
@@ -185,5 +177,3 @@ def _current_part(folder: Path) -> str | None:
         return None
     fields = first.split(b"\t")
     return fields[1].decode() if len(fields) > 1 else None
-
-
