@@ -46,7 +46,7 @@ def fewer_malloc_arenas() -> None:
 
     glibc gives busy threads arenas of their own (up to 8 a core), and each keeps the memory its
     threads freed: capture's many fetch threads left a process holding tens of MB it no longer
-    used (a 3,000-article capture, 2 worker processes: 323 -> 262 MB PSS over its processes).
+    used (bench/README.md, "Measurements behind the code").
     Call it early, before the threads start; elsewhere than glibc it does nothing.
     """
     libc = _libc()

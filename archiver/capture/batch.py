@@ -93,7 +93,7 @@ class BatchDone:
     fragment: str  # its name in the collection's storage
     seeds: int
     # what the fragment holds, handed back with it: the capture process need not read it back
-    # (nor load pyarrow, ~36 MB, to do so)
+    # (nor load pyarrow, tens of MB, to do so)
     files: tuple[str, ...]
     entries: tuple[Entry, ...]
 

@@ -1,7 +1,7 @@
 """Capture worker processes: batches run in threads of `capture_processes` processes.
 
 This module is light on purpose: `archiver capture` starts the processes before it imports the
-capture machinery itself, so that theirs (a fresh interpreter each, ~0.25 s) and its own imports
+capture machinery itself, so that theirs (a fresh interpreter each) and its own imports
 overlap instead of following one another. The processes import the batch code when they start.
 """
 

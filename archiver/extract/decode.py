@@ -105,7 +105,7 @@ def decoded(body: bytes, content_type: str) -> tuple[str, str, bool]:
 
     The common case first: no BOM, and the whole body decodes strictly with the charset
     sniff_charset would try first (the page's label, else UTF-8): that is its answer too, and one
-    strict decode of the body costs what sniffing alone did (~70 us for 50 KB)."""
+    strict decode of the body costs what sniffing alone did."""
     if not body.startswith(_BOM_PREFIXES):
         first = (_labels(body, content_type) or ["utf-8"])[0]
         try:

@@ -20,7 +20,7 @@ class PageInfo:
 
 
 # Characters of an article's main text kept for the full-text index: most Chinese news articles
-# are shorter, and the trigram index costs about 0.65 us a character (see textindex.py).
+# are shorter, and the trigram index costs CPU for every character (see index/fulltext.py).
 MAX_TEXT = 4_000
 # Not the article: navigation, page furniture, scripts. Removed before the text is taken.
 _NOT_TEXT = "script, style, noscript, template, nav, header, footer, aside, form, iframe, svg, button"
@@ -29,10 +29,9 @@ _NOT_TEXT = "script, style, noscript, template, nav, header, footer, aside, form
 def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
     """Title, publish time and lead image of an HTML page (body already content-decoded)."""
     text, charset, strict = decoded(body, content_type)
-    # lexbor (through selectolax) parses a news page in well under a millisecond, 20-50x faster
-    # than BeautifulSoup's html.parser: it decides how fast capture and index can go. It reads
-    # UTF-8: a body that is UTF-8 already is handed over as it is (a str is encoded to UTF-8
-    # first, a third of the parse's cost)
+    # lexbor (through selectolax) parses a news page many times faster than the pure-Python parsers,
+    # and parsing decides how fast capture and index can go. It reads UTF-8: a body that is UTF-8
+    # already is handed over as it is (a str is encoded to UTF-8 first, a large part of the cost)
     tree = LexborHTMLParser(body if strict and charset == "utf-8" else text)
 
     # every <meta> in one walk of the tree (a selector query per name walked it a dozen times):

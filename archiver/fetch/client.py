@@ -99,11 +99,11 @@ class Chain:
 class Fetcher:
     """Fetches URLs for capture; thread-safe: each request takes a libcurl handle of its own.
 
-    libcurl (pycurl), not requests or urllib3: a request through urllib3 and http.client cost
-    ~0.8 ms of CPU under the GIL, this fetcher ~0.6 ms, of which libcurl's part ~0.3 ms
-    (`bench/run.py fetch`). libcurl never resolves names itself: archiver resolves them, checks every address
-    against the policy and pins them (CURLOPT_RESOLVE); every socket libcurl opens is checked
-    again on the address it connects to (CURLOPT_OPENSOCKETFUNCTION).
+    libcurl (pycurl), not requests or urllib3: a request through urllib3 and http.client costs more
+    CPU under the GIL than one through libcurl (`bench/run.py fetch`). libcurl never resolves names
+    itself: archiver resolves them, checks every address against the policy and pins them
+    (CURLOPT_RESOLVE); every socket libcurl opens is checked again on the address it connects to
+    (CURLOPT_OPENSOCKETFUNCTION).
     """
 
     def __init__(self, cfg: Config, clock: Callable[[], datetime], policy: AddressPolicy | None = None,

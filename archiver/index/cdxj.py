@@ -60,7 +60,7 @@ def parse_line(line: str) -> Line | None:
 
 
 def surt_key(url: str) -> str:
-    # imported here: surt imports tldextract and requests (~20 MB a process); the processes that
+    # imported here: surt imports tldextract and requests (tens of MB a process); the processes that
     # only merge CDXJ lines never need it
     import surt
 

@@ -83,8 +83,8 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: Itera
 
 def iter_entries(storage: Storage, target: str) -> Iterator[Entry]:
     """A fragment's entries, a row group (`ROWS`) at a time: an indexed file's fragment holds
-    thousands of texts. read_row_group, not iter_batches: reading a 2,000-row index fragment took
-    24 MB at its peak this way, 42 MB with iter_batches and 46 MB with pyarrow's pre-buffering."""
+    thousands of texts. read_row_group, not iter_batches or pyarrow's pre-buffering, which peaked at
+    nearly twice the memory (bench/README.md, "Measurements behind the code")."""
     pyarrow()
     import pyarrow.parquet as pq
 

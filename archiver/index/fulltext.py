@@ -2,15 +2,14 @@
 substring of 3+ characters, so Chinese needs no word segmentation), in `SHARDS` files,
 `indexes/search.sqlite` and `indexes/search-1.sqlite`... (an article's shard is fixed by its URL).
 
-Indexing costs about 0.65 microseconds a character: about 3 ms of CPU for an article, half of
-what a whole capture cost, and three quarters of `archiver index` (56 of 78 s for the bench
-corpus). So it is built when it is needed, not on the way: capture and index only queue each
-article's text in the metadata index (`Store.queue_text`, in the same transaction as its row), and
-`update_search` moves the queued texts into the full-text index; `archiver search` runs it first,
-`archiver index --search` runs it at once. SQLite lets go of the GIL while it works, and one file
-takes one writer at a time: so each shard has a file and a writer thread of its own, and the shards
-are written on every free core. Like every index here it is derived data: `archiver index`
-rebuilds it from the WARC files.
+Indexing costs CPU for every character: as much as the rest of an article's capture, and most of
+what `archiver index` would cost (bench/README.md). So it is built when it is needed, not on the
+way: capture and index only queue each article's text in the metadata index (`Store.queue_text`, in
+the same transaction as its row), and `update_search` moves the queued texts into the full-text
+index; `archiver search` runs it first, `archiver index --search` runs it at once. SQLite lets go of
+the GIL while it works, and one file takes one writer at a time: so each shard has a file and a
+writer thread of its own, and the shards are written on every free core. Like every index here it is
+derived data: `archiver index` rebuilds it from the WARC files.
 """
 
 from __future__ import annotations

@@ -73,9 +73,9 @@ def summary_path(collection: Collection) -> Path:
     return zipnum_dir(collection) / SUMMARY_NAME
 
 
-# Lines a block. 300 rather than the 3,000 of IA-style clusters: measured over 1,000,000 lines
-# (bench/zipnum_lookup.py), a lookup took 0.31 ms instead of 1.15 ms (less to inflate) for a 1%
-# larger cluster; the summary (one line a block) stays small enough to search at 10^8 lines.
+# Lines a block. 300 rather than the 3,000 of IA-style clusters: a lookup inflates a tenth as much
+# for a cluster only slightly larger (bench/zipnum_lookup.py, bench/README.md); the summary (one
+# line a block) stays small enough to search at 10^8 lines.
 LINES_PER_BLOCK = 300
 
 

@@ -14,7 +14,7 @@ templates/, static/ and collections/, on gevent's WSGI server. Two things differ
   (the headers, each body chunk, then the 5-byte end of the chunked body). With Nagle's algorithm on,
   that last small send waits until the client acknowledges the data before it, and a client waiting
   for the end of the response delays its ACK by 40 ms: every request after the first on a keep-alive
-  connection (which is what browsers use) took about 48 ms instead of 3.
+  connection (which is what browsers use) waited for that ACK (bench/README.md, "Replay").
 - The replay reads each record from pywb's warcserver app in this process, where pywb's RewriterApp
   sends the request over HTTP to its own warcserver on localhost (a name lookup, a new connection,
   the record chunk-encoded and parsed back, for every request). Same request, same warcserver, same

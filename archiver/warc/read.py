@@ -1,15 +1,13 @@
 """Reading a WARC file's records for indexing: FastWARC where it answers as warcio would, else warcio.
 
 Replay depends on every record's offset and length being exactly where pywb (which reads with
-warcio) finds the record, so warcio is the reference. FastWARC (C++) reads a gzip WARC with far
-less CPU (warcio's record parsing was ~40% of `archiver index`; a 92 MB file indexes in ~1.75
-CPU-s instead of ~2.1), but it answers
-differently on some files other tools write: it reads damaged or oddly framed files that warcio
-refuses, it gives uncompressed records other lengths, and it leaves spaces in target URIs that
-warcio %-encodes. So FastWARC reads a file only when it is gzip and not ARC, its records must sit
-one after another from byte 0 to the end of the file, each exactly one gzip member (checked
-against the member's gzip trailer), and anything else sends the whole file to warcio (`Unsure`):
-the caller reads it again.
+warcio) finds the record, so warcio is the reference. FastWARC (C++) reads a gzip WARC with far less
+CPU than warcio (bench/README.md, "Measurements behind the code"), but it answers differently on
+some files other tools write: it reads damaged or oddly framed files that warcio refuses, it gives
+uncompressed records other lengths, and it leaves spaces in target URIs that warcio %-encodes. So
+FastWARC reads a file only when it is gzip and not ARC, its records must sit one after another from
+byte 0 to the end of the file, each exactly one gzip member (checked against the member's gzip
+trailer), and anything else sends the whole file to warcio (`Unsure`): the caller reads it again.
 """
 
 from __future__ import annotations
@@ -134,7 +132,7 @@ def _fast_record(record: object, offset: int, want: Want) -> tuple[RecordRead, i
 
 def read_warcio(path: Path, want: Want) -> Iterator[RecordRead]:
     """Records by warcio (the reference); a file it cannot read raises ValueError."""
-    # imported here: warcio imports fsspec (~15 MB a process), and most files never need it
+    # imported here: warcio imports fsspec (megabytes in every process), and most files never need it
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
