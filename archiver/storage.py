@@ -236,7 +236,7 @@ class LocalStorage(Storage):
 
     def staging_path(self, name: str) -> Path:
         # beside the final name: same filesystem, so publish is a rename, and a leftover .open is
-        # where warc.py's mending already looks for one
+        # where warc/write.mend already looks for one
         path = self._path(name)
         with self._errors(name):
             path.parent.mkdir(parents=True, exist_ok=True)

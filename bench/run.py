@@ -783,7 +783,7 @@ def bench_cdxj(s: Settings, report: Report) -> None:
 # that fetches with its own `workers` threads, as a batch in a local process does; an index task is
 # one file, as in a local worker process. So N workers run what N local processes run.
 DASK_THREADS = 1
-# `archiver index` as shipped, but with os.cpu_count() = 1: index.py's `_index_parts` then indexes
+# `archiver index` as shipped, but with os.cpu_count() = 1: index/build.py's `_index_parts` then indexes
 # the files one after another in the archiver process (the local equivalent of one worker)
 ONE_PROCESS_INDEX = ("import os, sys; os.cpu_count = lambda: 1; sys.argv[0] = 'archiver'; "
                      "from archiver.cli import main; main()")
@@ -913,7 +913,7 @@ def _cluster_capture(s: Settings) -> list[str]:
 def _cluster_index(s: Settings) -> list[str]:
     _, manifest, files, size_mb, root, _ = _corpus_root(s, "cluster-index-root")
     indexes = root / "collections" / "bench" / "indexes"
-    local_procs = min(os.cpu_count() or 1, len(files))  # what index.py's `_index_parts` uses locally
+    local_procs = min(os.cpu_count() or 1, len(files))  # what index/build.py's `_index_parts` uses locally
     modes = [Mode(f"local ({local_procs} processes)"), Mode("local, 1 process", one_process=True),
              Mode("cluster, 1 worker", dask_workers=1), Mode("cluster, 2 workers", dask_workers=2)]
     cr = ClusterRuns()

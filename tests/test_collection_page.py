@@ -1,4 +1,4 @@
-"""The collection page (/<coll>/): archiver's search.html over the static JSON that listing.py writes."""
+"""The collection page (/<coll>/): archiver's search.html over the static JSON that index/listing.py writes."""
 
 from __future__ import annotations
 

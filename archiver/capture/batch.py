@@ -1,13 +1,13 @@
 """One capture task: a batch of seeds of one shard, captured and committed.
 
-It runs wherever the engine puts it (engines.py): a thread of the capture process, a worker process,
+It runs wherever the engine puts it (engine.py): a thread of the capture process, a worker process,
 or a Dask worker on another machine that sees the same archive root. The commit protocol makes a
 task that runs twice (Dask re-runs a task whose worker died) leave its outputs once:
 
 1. the batch's WARC files are written as `<name>.open`, closed, synced and published (renamed into
    `archive/`, or uploaded whole to an object store: storage.py) under names derived from the
    batch (`<prefix>-<stamp>-<shard>-<key>-000.warc.gz`): a re-run writes the same names;
-2. then its metadata fragment (fragments.py) is published whole: the commit;
+2. then its metadata fragment (index/fragments.py) is published whole: the commit;
 3. the capture process merges committed fragments into the collection's indexes and removes files
    of the batch that its fragment does not name (left by an attempt that died).
 """

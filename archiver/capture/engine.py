@@ -1,7 +1,7 @@
 """Where capture batches run: threads of this process, worker processes, or a Dask cluster.
 
 Every capture goes through the same partition-and-commit path: seeds are cut into batches by shard
-(shards.py), each batch is a task (batches.py) that commits its WARC files and metadata fragment,
+(shards.py), each batch is a task (batch.py) that commits its WARC files and metadata fragment,
 and this module hands the committed entries back to the capture process, which alone writes the
 collection's indexes. Only the runner differs:
 

@@ -1,7 +1,7 @@
 """Capture: fetch each seed's article page and lead image into WARC files.
 
-Seeds stream in (a list of millions is never held in memory) and go to the engine (engines.py),
-which cuts them into batches by host and runs each batch as a task (batches.py): in threads here,
+Seeds stream in (a list of millions is never held in memory) and go to the engine (engine.py),
+which cuts them into batches by host and runs each batch as a task (batch.py): in threads here,
 in worker processes, or on a Dask cluster. A batch commits its WARC files and then its metadata
 fragment; this process merges the fragments' rows into the metadata index (which doubles as the
 capture journal) and keeps their replay-index lines until the end of the run. An interrupted run
@@ -168,7 +168,7 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
         # every file of the run is complete: its records join the replay index
         add_files(collection, store, files, lines)
         report.files = len(files)
-        # the collection page's JSON (listing.py): rewritten when the run added files, or missing
+        # the collection page's JSON (index/listing.py): rewritten when the run added files, or missing
         write_listing(collection, store, changed=bool(files))
     return report
 
@@ -199,7 +199,7 @@ def _record(results: list[Entry], store: Store, lines: PendingLines, report: Cap
     with store.transaction():  # one commit for the lot; their batches are committed already
         for result in results:
             store.put(result.article)
-            if result.text:  # searchable once `archiver search` has indexed it (textindex.py)
+            if result.text:  # searchable once `archiver search` has indexed it (index/fulltext.py)
                 store.queue_text(result.article.url, result.article.search_title, result.text)
             lines.add(result.cdxj)
     for result in results:

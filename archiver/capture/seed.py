@@ -1,6 +1,6 @@
 """The work for one seed: fetch its page and lead image, write the records, build its row.
 
-It runs in one of the threads of a batch (batches.py), wherever the batch runs: in capture's own
+It runs in one of the threads of a batch (batch.py), wherever the batch runs: in capture's own
 process, a worker process or a Dask worker. Everything it needs travels in a `SeedEnv`.
 """
 

@@ -1,7 +1,7 @@
 """Keeping a collection's own replay index (zipnum or Redis, named in config.yaml) in step.
 
 `index.cdxj` is always the collection's index; `archiver index --zipnum/--redis` gives replay a copy
-of it elsewhere (zipnum.py, redisindex.py, pywbconfig.py). Capture and index update that copy too
+of it elsewhere (zipnum.py, redis.py, pywbconfig.py). Capture and index update that copy too
 whenever they change `index.cdxj`, so replay never lags behind the archive.
 """
 

@@ -105,7 +105,7 @@ def files_named(storage: Storage, target: str) -> list[str]:
     return list(json.loads(metadata.get(b"archiver.files", b"[]")))
 
 
-# <prefix>-<stamp>-<shard>-<key>-<serial>.warc.gz: a WARC file of a capture batch (batches.py)
+# <prefix>-<stamp>-<shard>-<key>-<serial>.warc.gz: a WARC file of a capture batch (capture/batch.py)
 _BATCH_FILE = re.compile(r"-(\d{14}-\d{4}-[0-9a-f]{12})-\d{3}\.warc\.gz(?:\.open)?$")
 
 

@@ -164,7 +164,7 @@ def _old_generations(folder: Path, size: int) -> dict[str, list[str]]:
 
 def _position(db: sqlite3.Connection, key: str, first: ListingKey) -> int:
     """How many rows sort before `first` (a Store.listing_changes key) in the order of `key`
-    (written so that SQLite counts along the order's index, see store.py)."""
+    (written so that SQLite counts along the order's index, see metadata.py)."""
     untimed, value, url = first
     if untimed:
         query = (f"SELECT (SELECT count(*) FROM articles WHERE {key} IS NULL = 0) + "

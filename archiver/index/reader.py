@@ -44,7 +44,7 @@ class FileReader:
     have been read (archiver writes a seed's metadata record after its page), so that a file's rows
     need not all be held at once; `cdxj` and `count` are complete once it is exhausted.
 
-    FastWARC reads the file when it can answer as warcio would (records.py); when it cannot, the
+    FastWARC reads the file when it can answer as warcio would (warc/read.py); when it cannot, the
     file is read again with warcio, and the rows already handed out are not handed out again."""
 
     def __init__(self, path: Path, collection: str, fast: bool = True) -> None:
@@ -100,7 +100,7 @@ class FileReader:
                     waiting.append(attempt)  # after the file is read (and the rows keep their order)
                 elif (found := _article(path, self.collection, records, *attempt)) is not None:
                     yield found
-        except (OSError, ValueError, EOFError, zlib.error) as exc:  # (records.py: warcio's as ValueError)
+        except (OSError, ValueError, EOFError, zlib.error) as exc:  # (warc/read.py: warcio's as ValueError)
             raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
                             f"(run 'archiver verify {path}' for details)") from exc
         for attempt in waiting:

@@ -1,0 +1,1 @@
+"""Replay: pywb over the archive root, in a process of its own, with archiver's templates."""
