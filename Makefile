@@ -11,8 +11,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 run: setup  ## capture seeds/, index, and replay at http://127.0.0.1:$(PORT)/
 	$(BIN)/archiver init
-	@# exit status 1 only means some seeds failed: they are listed above, and still replayable
-	@# as feed copies when their seed document carried the article
+	@# exit status 1 means some seeds failed (listed above; still replayable as feed copies when
+	@# their seed document carried the article); anything above 1 is a real failure (README: Exit status)
 	$(BIN)/archiver capture seeds/ -c news; status=$$?; [ $$status -le 1 ]
 	$(BIN)/archiver export -c news -o collections/news/export.csv
 	$(BIN)/archiver replay -c news --port $(PORT)

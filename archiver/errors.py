@@ -3,7 +3,7 @@
 | status | meaning |
 |---|---|
 | 0 | done: every seed captured, nothing wrong found |
-| 1 | done, in part: some seeds failed (listed with reasons), or verify, index or wacz found damaged files |
+| 1 | done, in part: some seeds failed (listed with reasons), or `verify`, `index` or `wacz` found damaged files |
 | 2 | usage: the command line, config.yaml or the archive root is wrong; nothing was done |
 | 3 | file or storage I/O: a file, the disk or the object store could not be read or written |
 | 4 | network or cluster: the Dask scheduler, a worker process or a server archiver needs failed |

@@ -163,3 +163,23 @@ def test_the_repositorys_config_yaml_is_what_init_writes() -> None:
 
     committed = (Path(__file__).parent.parent / "config.yaml").read_text(encoding="utf-8")
     assert committed == config_text(Config()), "regenerate it: archiver init in an empty folder, copy its config.yaml"
+
+
+def test_the_readme_documents_every_setting_exit_status_and_link() -> None:
+    from archiver import errors
+    from archiver.config import CONFIG_KEYS
+
+    settings = README.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    for key in CONFIG_KEYS:
+        assert re.search(rf"`{key}`", settings), f"README's settings table lacks {key}"
+    statuses = README.split("## Exit status", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in statuses.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [int(row.split("|")[1]) for row in rows] == [int(status) for status in ExitStatus]
+    table = [line for line in (errors.__doc__ or "").splitlines() if re.match(r"\| \d+ \|", line)]
+    assert rows == table, "the exit status tables of README.md and archiver/errors.py differ"
+    root = Path(__file__).parent.parent
+    for target in re.findall(r"\]\(((?:docs|bench)/[^)#]+)", README):
+        assert (root / target).is_file(), f"README links to {target}, which does not exist"
+    for doc in (root / "docs").glob("*.md"):
+        for target in re.findall(r"\]\(([\w./-]+\.md)", doc.read_text(encoding="utf-8")):
+            assert (doc.parent / target).is_file(), f"{doc.name} links to {target}, which does not exist"
