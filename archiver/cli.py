@@ -164,6 +164,10 @@ class _CaptureProgress:
 
 
 def _summary(report: CaptureReport) -> None:
+    for line in report.mended:
+        click.echo(f"mended {line}", err=True)
+    for line in report.skipped_files:
+        click.echo(f"skipped {line} ('archiver verify' says more)", err=True)
     total = report.captured + len(report.failures)
     click.echo(f"\n{report.captured} captured, {len(report.failures)} failed, "
                f"{report.skipped} already captured, {report.duplicates} duplicates "

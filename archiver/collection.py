@@ -91,8 +91,18 @@ class Collection:
             if p.is_file() and p.name.endswith(WARC_SUFFIXES)
         )
 
+    def irregular_files(self) -> list[str]:
+        """Names in archive/ that end like WARC files but are no regular files (a FIFO, a device,
+        a broken link): reading one could block or never end, so they are reported, never read."""
+        if not self.archive_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.archive_dir.iterdir()
+                      if p.name.endswith((*WARC_SUFFIXES, OPEN_SUFFIX)) and not p.is_file())
+
     def open_files(self) -> list[Path]:
-        return sorted(self.archive_dir.glob("*" + OPEN_SUFFIX)) if self.archive_dir.is_dir() else []
+        if not self.archive_dir.is_dir():
+            return []
+        return sorted(p for p in self.archive_dir.glob("*" + OPEN_SUFFIX) if p.is_file())
 
 
 def collection_names(root: Path) -> list[str]:

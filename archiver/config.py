@@ -58,6 +58,8 @@ class Config:
     warc_prefix: str = "archiver"
     user_agent: str = "archiver/0.1 (news preservation; WARC capture)"
     lead_images: bool = True
+    feed_max_items: int = 10_000
+    feed_max_item_size: int = 1024 * 1024
     retries: int = 3
     backoff_base: float = 1.0
     backoff_max: float = 30.0
@@ -114,6 +116,8 @@ KEY_HELP: dict[str, str] = {
     "warc_prefix": "first part of every WARC file name",
     "user_agent": "User-Agent header sent with every request",
     "lead_images": "also capture each article's lead image",
+    "feed_max_items": "items read of one RSS/Atom feed; the rest are reported, not captured",
+    "feed_max_item_size": "bytes of one feed item (its seed document); a larger item is reported, not captured",
     "retries": "extra tries after 429/5xx answers, cut bodies and connection errors",
     "backoff_base": "seconds before the first retry; doubled each time, with jitter",
     "backoff_max": "longest wait between two tries, in seconds",
@@ -142,6 +146,8 @@ def _validated(cfg: Config) -> Config:
         (cfg.host_concurrency >= 1, "host_concurrency must be at least 1"),
         (cfg.host_delay >= 0, "host_delay must not be negative"),
         (cfg.max_size > 0, "max_size must be positive"),
+        (cfg.feed_max_items >= 1 and cfg.feed_max_item_size >= 1024,
+         "feed_max_items must be at least 1 and feed_max_item_size at least 1024"),
         (cfg.warc_max_size > 0, "warc_max_size must be positive"),
         (bool(cfg.warc_prefix) and "/" not in cfg.warc_prefix, "warc_prefix must be a plain name"),
         (not cfg.ca_bundle or (cfg.root / cfg.ca_bundle).is_file(), f"ca_bundle {cfg.ca_bundle!r} is not a file"),

@@ -16,11 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from selectolax.lexbor import LexborHTMLParser
-
 from archiver.capture.run import CaptureReport, Event, capture
 from archiver.config import Config
 from archiver.extract.decode import html_text
+from archiver.extract.page import parse_html
 
 DEMO_COLLECTION = "demo"
 
@@ -67,7 +66,7 @@ def write_seed_documents(site: Path, base_url: str, target: Path) -> list[Path]:
     written = []
     for number, page in enumerate(sorted((site / "articles").glob("*.html"))):
         text, _ = html_text(page.read_bytes(), "")
-        tree = LexborHTMLParser(text)
+        tree = parse_html(text)
         url = f"{base_url}/articles/{page.name}"
         og_title = tree.css_first('meta[property="og:title"]')
         title = str(og_title.attributes.get("content")) if og_title is not None else page.stem

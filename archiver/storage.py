@@ -274,7 +274,8 @@ class LocalStorage(Storage):
                 dirs[:] = [d for d in dirs if _may_hold(d if base == "." else f"{base}/{d}", prefix)]
                 for file in files:
                     name = file if base == "." else f"{base}/{file}"
-                    if _listed(name, prefix, suffix):
+                    # regular files only (symbolic links to them too): never a FIFO or a device
+                    if _listed(name, prefix, suffix) and os.path.isfile(os.path.join(folder, file)):
                         names.append(name)
         return sorted(names)
 

@@ -175,6 +175,8 @@ def _verify_collection(cfg: Config, out: _Out, progress: Progress | None = None)
     for leftover in collection.open_files():
         out.problem(leftover.name, None, "open_file",
                     "still being written, or left by a killed capture; `archiver index` mends it")
+    for name in collection.irregular_files():
+        out.problem(name, None, "unreadable", "not a regular file (a FIFO, a device or a broken link): never read")
     files = collection.warc_files()
     for done, path in enumerate(files):
         if progress is not None:

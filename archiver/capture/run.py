@@ -30,7 +30,7 @@ from archiver.index.follow import follow_cdxj
 from archiver.index.fragments import Entry
 from archiver.index.listing import write_listing
 from archiver.index.metadata import Store
-from archiver.seeds.feeds import fetch_feed
+from archiver.seeds.feeds import FeedLimits, fetch_feed
 from archiver.seeds.model import BadSeed, Seed, check_url
 from archiver.seeds.sources import iter_seeds
 from archiver.warc.record import new_record_id, utc_now
@@ -57,6 +57,8 @@ class CaptureReport:
     files: int = 0  # complete WARC files the run added
     replay_index: str = ""  # the collection's own replay index (zipnum, Redis), brought up to date
     replay_index_error: str = ""  # ...or why it could not be
+    mended: list[str] = field(default_factory=list)  # leftovers of a killed run, mended before it started
+    skipped_files: list[str] = field(default_factory=list)  # files in archive/ that cannot be indexed, and why
 
     @property
     def failed_by_reason(self) -> Counter[str]:
@@ -64,7 +66,7 @@ class CaptureReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.interrupted
+        return not self.failures and not self.interrupted and not self.skipped_files
 
 
 def capture(
@@ -101,7 +103,7 @@ def _capture(cfg: Config, sources: Iterable[str], stdin: IO[str] | None,
     if injected and (cfg.cluster or runner is not None):
         raise UsageError("an injected clock, ID source or address policy cannot travel to other processes")
     with locked(collection):
-        refresh(collection, rebuild=False, cfg=cfg)  # mends and indexes leftovers of a killed run
+        leftovers = refresh(collection, rebuild=False, cfg=cfg)  # mends and indexes leftovers of a killed run
         if runner is None and cfg.cluster:
             from archiver._dask import connect
             from archiver.capture.dask import DaskRunner
@@ -110,8 +112,10 @@ def _capture(cfg: Config, sources: Iterable[str], stdin: IO[str] | None,
         elif runner is None:
             runner = (start_processes(cfg) if not injected else None) or ThreadRunner(cfg, clock, new_id, policy)
         engine = BatchEngine(cfg, collection, runner, clock)
-        seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin))
+        seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin,
+                                                                                         FeedLimits.of(cfg)))
         report = _run(cfg, collection, seeds, on_event or (lambda event: None), engine)
+        report.mended, report.skipped_files = leftovers.mended, leftovers.unreadable
         if report.files:
             try:  # replay reads a zipnum or Redis copy of index.cdxj: it must see the new captures too
                 report.replay_index = follow_cdxj(collection)
@@ -133,7 +137,7 @@ def _feed_items(cfg: Config, feeds: Iterable[str], clock: Callable[[], datetime]
             except SeedError as exc:
                 yield BadSeed(url, exc.reason, exc.detail)
                 continue
-            yield from fetch_feed(url, fetcher)
+            yield from fetch_feed(url, fetcher, FeedLimits.of(cfg))
     finally:
         fetcher.close()
 

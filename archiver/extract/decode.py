@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import re
 import zlib
 
 import charset_normalizer
+import webencodings
 
 MAX_DECODED = 4 * 1024 * 1024
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
-_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030",
-              "iso-8859-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252"}
+# codec -> the codec that decodes it: gbk's decoder is gb18030's (WHATWG), so GBK-only characters survive
+# (and ASCII and Latin-1, which charset_normalizer may guess, decode as windows-1252 by their labels)
+_SUPERSETS = {"gbk": "gb18030", "ascii": "cp1252", "iso8859-1": "cp1252"}
+# WHATWG encodings that decode no text: "replacement" (one U+FFFD for the whole body), x-user-defined
+_NOT_DECODED = frozenset({"replacement", "x-user-defined"})
+_WHATWG_CODECS = frozenset(str(e.codec_info.name) for e in map(webencodings.lookup, webencodings.LABELS)
+                           if e is not None and e.name not in _NOT_DECODED)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 _BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
 
@@ -38,20 +45,33 @@ def decode_body(body: bytes, content_encoding: str, limit: int = MAX_DECODED) ->
                     return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit)
                 except zlib.error:
                     return b""
-            try:
-                return gzip.decompress(body)[:limit]
+            try:  # Python's own gzip reader takes headers zlib refuses (reserved flag bits); bounded too
+                with gzip.GzipFile(fileobj=io.BytesIO(body)) as unpacked:
+                    return unpacked.read(limit)
             except (OSError, EOFError, zlib.error):
                 return b""
     return body[:limit]
 
 
 def _normal(label: str) -> str:
-    label = label.strip().lower()
+    """The Python codec for a charset label, as the WHATWG Encoding Standard reads labels (through
+    webencodings, which keeps its table); "" for anything else. Python knows codecs that are no
+    text encodings (rot13, base64, bz2, zlib, punycode, utf-7, ...): a page naming one is a page
+    with an unknown label, never a reason to run that codec on its bytes."""
+    encoding = webencodings.lookup(label)
+    if encoding is None or encoding.name in _NOT_DECODED:
+        return ""
+    name = str(encoding.codec_info.name)
+    return _SUPERSETS.get(name, name)
+
+
+def _guessed(name: str) -> str:
+    """charset_normalizer's guess (a Python codec name), if it is one of the WHATWG encodings."""
     try:
-        name = codecs.lookup(label).name
+        codec = codecs.lookup(name).name
     except LookupError:
         return ""
-    return _SUPERSETS.get(label, _SUPERSETS.get(name, name))
+    return _SUPERSETS.get(codec, codec) if codec in _WHATWG_CODECS else ""
 
 
 def sniff_charset(html: bytes, content_type: str) -> str:
@@ -68,7 +88,7 @@ def sniff_charset(html: bytes, content_type: str) -> str:
     if _fits(sample, "utf-8"):
         return "utf-8"
     guess = charset_normalizer.from_bytes(sample[:16384]).best()
-    if guess is not None and (name := _normal(guess.encoding)):
+    if guess is not None and (name := _guessed(guess.encoding)):
         return name
     return labels[0] if labels else "cp1252"
 

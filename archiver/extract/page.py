@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
 from archiver.extract.decode import decoded
+
+# Markup the parser sees: lexbor's work grows with the square of how deep elements nest (a page
+# of 40,000 nested <div> held a worker for seconds, 10 MB of them for minutes), so a page is cut
+# before its MAX_TAGS-th tag, which keeps the worst case near a second and a real page whole: the
+# head, and the article, which comes early. A constant, not a setting: the index rebuild must read
+# the same rows out of the same records as capture did.
+MAX_TAGS = 20_000
+
+
+def parse_html(html: bytes | str) -> LexborHTMLParser:
+    """A page parsed by lexbor (UTF-8 bytes, or text), at most its first MAX_TAGS tags of it. The
+    parse lets go of the GIL, so other threads, and signals, go on meanwhile."""
+    return LexborHTMLParser(_bounded(html))
+
+
+def _bounded(html: bytes | str) -> bytes | str:
+    """`html` up to just before its (MAX_TAGS + 1)-th "<" (a cut there never splits a character)."""
+    lt: Any = "<" if isinstance(html, str) else b"<"
+    if html.count(lt) <= MAX_TAGS:
+        return html
+    at = -1
+    for _ in range(MAX_TAGS + 1):
+        at = html.find(lt, at + 1)
+    return html[:at]
 
 
 @dataclass(frozen=True)
@@ -32,7 +57,7 @@ def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
     # lexbor (through selectolax) parses a news page many times faster than the pure-Python parsers,
     # and parsing decides how fast capture and index can go. It reads UTF-8: a body that is UTF-8
     # already is handed over as it is (a str is encoded to UTF-8 first, a large part of the cost)
-    tree = LexborHTMLParser(body if strict and charset == "utf-8" else text)
+    tree = parse_html(body if strict and charset == "utf-8" else text)
 
     # every <meta> in one walk of the tree (a selector query per name walked it a dozen times):
     # (attribute, value) -> the content of the first such tag, as a `meta[attribute="value"]` query finds it

@@ -27,7 +27,7 @@ from typing import IO
 from archiver._process import release_free_memory, worker_init
 from archiver.collection import Collection, locked
 from archiver.config import Config
-from archiver.errors import UsageError, WarcError
+from archiver.errors import ArchiverError, UsageError, WarcError
 from archiver.index.cdxj import PendingLines, merge_cdxj, merged
 from archiver.index.fragments import Entry, iter_entries, orphans, write_fragment
 from archiver.index.fulltext import clear_search, update_search
@@ -144,6 +144,11 @@ def index_part(name: str, cfg: Config, collection: Collection, parts: str, here:
             fragment = "" if here else write_fragment(storage, name, [name], entries, folder=parts, compression="lz4")
         except WarcError as exc:  # other tools' damaged files: reported, the rest indexed
             return PartDone(name, "", "", 0, str(exc))
+        except ArchiverError:
+            raise  # the store or the disk: not this file's fault
+        except Exception as exc:  # a hostile file that met a bug: reported like a damaged one, the rest indexed
+            return PartDone(name, "", "", 0, f"{name}: cannot be indexed ({type(exc).__name__}: {exc}); "
+                                             "this is a bug in archiver: please report it")
     finally:
         if copy:
             local.unlink(missing_ok=True)
@@ -220,6 +225,8 @@ def refresh(collection: Collection, rebuild: bool, progress: Callable[[int, int,
             final, cut = mend(leftover)
             report.mended.append(f"{leftover.name}: {cut} bytes cut" if final.exists()
                                  else f"{leftover.name}: removed")
+        report.unreadable += [f"{name}: not a regular file (a FIFO, a device or a broken link): never read"
+                              for name in (collection.irregular_files() if local else [])]
         sizes = warc_sizes(storage)
         if not rebuild and (set(known) - set(sizes) or any(
                 sizes[name] != size for name, size in known.items() if name in sizes)):

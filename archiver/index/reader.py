@@ -20,7 +20,7 @@ from archiver.index.metadata import Article
 from archiver.index.rows import SeedRecord, build_article
 from archiver.seeds.document import parse_seed_document
 from archiver.seeds.model import Seed
-from archiver.warc.read import RecordRead, Unsure, fast_readable, read_fast, read_warcio
+from archiver.warc.read import RecordRead, Unsure, fast_readable, read_fast, read_warcio, warcio_iterator
 from archiver.warc.record import (
     ATTEMPTS,
     ERROR,
@@ -172,11 +172,9 @@ def _int(text: str) -> int | None:
 
 
 def _read_page(path: Path, response: Written) -> PageInfo | None:
-    from warcio.archiveiterator import ArchiveIterator  # (see records.read_warcio)
-
     with path.open("rb") as fh:
         fh.seek(response.offset)
-        for record in ArchiveIterator(fh):
+        for record in warcio_iterator(fh):
             http = record.http_headers
             body = record.raw_stream.read(MAX_DECODED)
             encoding = http.get_header("Content-Encoding") or "" if http else ""

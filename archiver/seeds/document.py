@@ -12,9 +12,8 @@ import re
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
-from selectolax.lexbor import LexborHTMLParser
-
 from archiver.errors import SeedError
+from archiver.extract.page import parse_html
 from archiver.seeds.model import Seed, check_url
 
 MAX_SEED_DOCUMENT = 4 * 1024 * 1024  # larger files are not feed items
@@ -120,7 +119,7 @@ def _from_feed_html(html: str, base_url: str) -> tuple[str, str]:
         return "", ""
     # lexbor, as for captured pages: BeautifulSoup's html.parser was a fifth of capture's
     # main-thread time on long feed items
-    tree = LexborHTMLParser(html)
+    tree = parse_html(html)
     lead = ""
     img = tree.css_first("img[src]")
     if img is not None:

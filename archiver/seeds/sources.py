@@ -12,7 +12,7 @@ from typing import IO
 
 from archiver.errors import SeedError
 from archiver.seeds.document import MAX_SEED_DOCUMENT, decode_text, looks_like_seed_document, parse_seed_document
-from archiver.seeds.feeds import MAX_FEED, looks_like_feed, parse_feed
+from archiver.seeds.feeds import DEFAULT_LIMITS, MAX_FEED, FeedLimits, looks_like_feed, parse_feed
 from archiver.seeds.model import BadSeed, Seed, check_url, looks_like_url
 
 
@@ -31,7 +31,7 @@ def parse_url_list(stream: IO[str], source: str) -> Iterator[Seed | BadSeed]:
             yield BadSeed(where, exc.reason, exc.detail)
 
 
-def read_file(path: Path, label: str) -> Iterator[Seed | BadSeed]:
+def read_file(path: Path, label: str, limits: FeedLimits = DEFAULT_LIMITS) -> Iterator[Seed | BadSeed]:
     """Seeds from one file, recognised by content: a seed document, a URL list or a feed."""
     try:
         size = path.stat().st_size
@@ -41,7 +41,7 @@ def read_file(path: Path, label: str) -> Iterator[Seed | BadSeed]:
                 if size > MAX_FEED:
                     yield BadSeed(label, "invalid_feed", f"feed larger than {MAX_FEED} bytes")
                     return
-                yield from parse_feed(head + fh.read(), label)
+                yield from parse_feed(head + fh.read(), label, limits)
                 return
         if size <= MAX_SEED_DOCUMENT:
             head = path.read_bytes()
@@ -77,7 +77,8 @@ def _first_entry(text: str) -> str:
     return ""
 
 
-def iter_seeds(sources: Iterable[str], root: Path, stdin: IO[str] | None = None) -> Iterator[Seed | BadSeed]:
+def iter_seeds(sources: Iterable[str], root: Path, stdin: IO[str] | None = None,
+               limits: FeedLimits = DEFAULT_LIMITS) -> Iterator[Seed | BadSeed]:
     """Every seed named by `sources` (files, directories, URLs, '-' for stdin), in order.
 
     `root` only shortens the names of seed files inside it, for reports and exports.
@@ -101,9 +102,9 @@ def iter_seeds(sources: Iterable[str], root: Path, stdin: IO[str] | None = None)
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if any(part.startswith(".") for part in child.relative_to(path).parts):
                     continue  # hidden files and folders (.git, editor swap files)
-                yield from read_file(child, label(child))
+                yield from read_file(child, label(child), limits)
         elif path.is_file():
-            yield from read_file(path, label(path))
+            yield from read_file(path, label(path), limits)
         else:
             yield BadSeed(source, "not_found", "no such file or directory")
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 # what to read of a record's body, given (record type, header lookup, HTTP Content-Type or None):
 # at most this many bytes (0: nothing). A metadata/resource block, or a response's payload as sent
@@ -130,14 +130,36 @@ def _fast_record(record: object, offset: int, want: Want) -> tuple[RecordRead, i
     return RecordRead(rtype, pairs, http is not None, status, content_type, encoding, body, offset, 0), inflated
 
 
-def read_warcio(path: Path, want: Want) -> Iterator[RecordRead]:
-    """Records by warcio (the reference); a file it cannot read raises ValueError."""
+# The longest line warcio may read: its readline grows a line until it finds a newline, so a file
+# of zeros (or a run of them inside one) would hold gigabytes; a longer line makes the file unreadable.
+MAX_LINE = 1 << 20
+
+
+def warcio_iterator(fh: IO[bytes], **options: Any) -> Any:
+    """warcio's ArchiveIterator over `fh`, every line it reads bounded by MAX_LINE (ValueError past it)."""
     # imported here: warcio imports fsspec (megabytes in every process), and most files never need it
     from warcio.archiveiterator import ArchiveIterator
+
+    iterator = ArchiveIterator(fh, **options)
+    reader = iterator.reader  # every record header, and (through LimitReader) every HTTP head, is read here
+    unbounded = reader.readline
+
+    def readline(length: int | None = None) -> bytes:
+        line: bytes = unbounded(MAX_LINE if length is None else min(length, MAX_LINE))
+        if len(line) >= MAX_LINE and not line.endswith(b"\n"):
+            raise ValueError(f"a line longer than {MAX_LINE} bytes: not WARC or HTTP headers")
+        return line
+
+    reader.readline = readline
+    return iterator
+
+
+def read_warcio(path: Path, want: Want) -> Iterator[RecordRead]:
+    """Records by warcio (the reference); a file it cannot read raises ValueError."""
     from warcio.exceptions import ArchiveLoadFailed
 
     with path.open("rb") as fh:
-        iterator = ArchiveIterator(fh, arc2warc=True)
+        iterator = warcio_iterator(fh, arc2warc=True)
         try:
             for record in iterator:
                 rec_headers = record.rec_headers

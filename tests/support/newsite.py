@@ -3,6 +3,7 @@ plain, gzip, chunked, GBK, redirects, 404, og:image only, relative images, missi
 
 from __future__ import annotations
 
+import bz2
 import email.utils
 import gzip
 import socket
@@ -52,6 +53,13 @@ PAGES: dict[str, tuple[int, dict[str, str], bytes]] = {
     "/img/og.jpg": (200, {"Content-Type": "image/jpeg"}, JPEG2),
     "/formula.html": (200, {"Content-Type": "text/html; charset=utf-8"},
                       article("=HYPERLINK(\"http://x\")", "公式。").encode()),
+    # hostile pages (with /charset-bz2.html below): a codec of Python's that is no charset, and
+    # markup nested 100,000 deep
+    "/meta-rot13.html": (200, {"Content-Type": "text/html"},
+                         b"<html><head><meta charset='rot13'><title>rot13</title></head><body><p>x</p></body></html>"),
+    "/deep.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                   b"<html><head><title>deep</title></head><body>" + b"<div>" * 100_000 + b"x"
+                   + b"</div>" * 100_000 + b"</body></html>"),
 }
 REDIRECTS = {"/redirect": "/redirect2", "/redirect2": "/redirected.html", "/loop": "/loop"}
 CHUNKED = {"/chunked.html": article("分块文章", "这篇文章分块传输。", "/img/lead.jpg").encode(),
@@ -230,6 +238,25 @@ def _bomb(handler: BaseHTTPRequestHandler, attempt: int) -> None:
     _send(handler, 200, BOMB[0], Content_Type="text/html", Content_Encoding="gzip")
 
 
+def bz2_of_zeros(size: int = 2**30) -> bytes:
+    """bz2 of `size` zero bytes (a multiple of 64 MiB): one stream of 64 MiB, repeated (bz2 decoders
+    read concatenated streams as one), a few KB in all."""
+    packer = bz2.BZ2Compressor(9)
+    chunk = b"\0" * (1 << 20)
+    stream = b"".join(packer.compress(chunk) for _ in range(64)) + packer.flush()
+    return stream * (size >> 26)
+
+
+def _charset_bz2(handler: BaseHTTPRequestHandler, attempt: int) -> None:
+    """A byte codec named as the charset: a decoder that ran it would inflate 1 GiB."""
+    if not BZ2_BOMB:
+        BZ2_BOMB.append(bz2_of_zeros())
+    _send(handler, 200, BZ2_BOMB[0], Content_Type="text/html; charset=bz2")
+
+
+BZ2_BOMB: list[bytes] = []
+
+
 def _silent(handler: BaseHTTPRequestHandler, attempt: int) -> None:
     """Accepts the request and says nothing for 3 s, then hangs up."""
     time.sleep(3)
@@ -246,6 +273,7 @@ FAULTS = {
     "/silent.html": _silent,
     "/chain": _chain,
     "/bomb.html": _bomb,
+    "/charset-bz2.html": _charset_bz2,
     "/flaky.html": _flaky,
     "/retry-after-seconds.html": _retry_after_seconds,
     "/retry-after-date.html": _retry_after_date,
