@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
+SITE_PORT ?= 8765
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run demo test lint setup setup-test browser services clean
@@ -18,7 +19,7 @@ run: setup  ## capture seeds/, index, and replay at http://127.0.0.1:$(PORT)/
 	$(BIN)/archiver replay -c news --port $(PORT)
 
 demo: setup  ## capture the bundled news site over loopback, then replay it
-	$(BIN)/archiver demo --port $(PORT)
+	$(BIN)/archiver demo --port $(PORT) --site-port $(SITE_PORT)
 
 test: setup-test browser services lint  ## everything the suite needs, then the suite
 	$(BIN)/pytest

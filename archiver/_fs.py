@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from archiver.errors import DiskError, is_disk_error
+
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename in `directory` durable (where the filesystem can fsync a directory)."""
@@ -52,6 +54,27 @@ def atomic_write(target: Path, *, encoding: str | None = None, durable: bool = T
         raise
     if durable:
         fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def output_file(path: Path, *, encoding: str | None = None) -> Iterator[IO[Any]]:
+    """A file a user named (`-o PATH`), written whole: a regular file (or none yet) is written
+    through a temporary file renamed over it (`atomic_write`); a symbolic link keeps being one,
+    its target replaced; anything else (a FIFO, /dev/stdout, /dev/null, a terminal) is written
+    straight into, as `>` would: a rename would replace the device or pipe with a regular file."""
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        if target.exists() and not target.is_file():
+            with target.open("w" if encoding else "wb", encoding=encoding, newline="" if encoding else None) as out:
+                yield out
+            return
+        with atomic_write(target, encoding=encoding) as out:
+            yield out
+    except OSError as exc:
+        if is_disk_error(exc):
+            raise DiskError(f"writing {path}", exc, "A regular file is left as it was before; free space "
+                                                   "and run the command again") from exc
+        raise
 
 
 @contextlib.contextmanager

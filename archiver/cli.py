@@ -22,7 +22,7 @@ from archiver import __version__
 from archiver._process import fewer_malloc_arenas
 from archiver.config import Config
 from archiver.config import load as load_config
-from archiver.errors import ArchiverError, ExitStatus
+from archiver.errors import ArchiverError, DiskError, ExitStatus, ReplayError, is_disk_error
 from archiver.export import FORMATS, TIME_FIELDS
 from archiver.verify import KINDS
 
@@ -188,6 +188,15 @@ def _summary(report: CaptureReport) -> None:
         click.echo("interrupted: run the same command again to resume", err=True)
 
 
+def _check_sources(sources: tuple[str, ...]) -> None:
+    """A SOURCE that names no file is a mistyped command: said before anything is created."""
+    from archiver.seeds.model import looks_like_url
+
+    missing = [s for s in sources if s != "-" and not looks_like_url(s) and not Path(s).exists()]
+    if missing:
+        raise click.UsageError(f"no such file or directory: {', '.join(missing)}")
+
+
 def _capture_status(report: CaptureReport) -> ExitStatus:
     if report.interrupted:
         return ExitStatus.INTERRUPTED
@@ -222,6 +231,7 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     """
     cfg = _config(ctx, collection=collection, workers=workers, timeout=timeout, max_size=max_size,
                   allow_private=allow_private, cluster=cluster)
+    _check_sources(sources)
     started = time.monotonic()
     from archiver.capture.processes import start_processes
 
@@ -311,11 +321,14 @@ def _serve(cfg: Config, host: str, port: int) -> None:
     for url, label in replay_urls(cfg, server.url):
         click.echo(f"  {url}\n      {label}")
     try:
-        server.process.wait()
+        status = server.process.wait()
     except KeyboardInterrupt:
         click.echo("stopping replay", err=True)
+        return
     finally:
         server.stop()
+    if status:  # it stopped by itself
+        raise ReplayError(f"pywb stopped with status {status}")
 
 
 @cli.command()
@@ -590,7 +603,11 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except Exception:  # not one of archiver's errors (those exit in _Group.invoke): a bug
+    except Exception as exc:
+        if is_disk_error(exc):  # a write the disk refused, somewhere that does not say what it wrote
+            click.echo(f"error: {DiskError('writing', exc)}", err=True)
+            sys.exit(ExitStatus.IO)
+        # not one of archiver's errors (those exit in _Group.invoke), nor the disk's: a bug
         traceback.print_exc()
         click.echo(f"error: an internal error in archiver {__version__} (above); please report it. "
                    "What was committed before it is kept: the same command resumes.", err=True)

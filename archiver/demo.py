@@ -18,6 +18,7 @@ from typing import Any
 
 from archiver.capture.run import CaptureReport, Event, capture
 from archiver.config import Config
+from archiver.errors import UsageError
 from archiver.extract.decode import html_text
 from archiver.extract.page import parse_html
 
@@ -38,7 +39,11 @@ class SiteServer:
 
     def __init__(self, directory: Path, port: int = 0, host: str = "127.0.0.1") -> None:
         handler = functools.partial(_QuietHandler, directory=str(directory))
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise UsageError(f"cannot serve the demo site on {host} port {port}: {exc.strerror or exc} "
+                             "(choose another with --site-port, or make demo SITE_PORT=...)") from exc
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="demo-site", daemon=True)
         self.thread.start()

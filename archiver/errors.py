@@ -16,6 +16,8 @@ Failing seeds are not errors: capture reports them and goes on; only what stops 
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from collections.abc import Sequence
 from enum import IntEnum
 
@@ -82,6 +84,31 @@ class StorageError(ArchiverError):
     """The archive store failed: unreachable, timed out, or answered with an error."""
 
     exit_code = ExitStatus.IO
+
+
+class DiskError(StorageError):
+    """The disk would not take what archiver writes: full, over a quota or a file size limit,
+    read-only, or failing. What was committed before is kept; the same command resumes."""
+
+    RESUME = ("Everything committed before it is kept: free space (or mend the disk), then run the same "
+              "command again to resume")
+
+    def __init__(self, what: str, cause: BaseException, then: str = RESUME) -> None:
+        detail = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        super().__init__(f"{what}: {detail}. {then}")
+
+
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """A write the disk refused (or SQLite's word for one), rather than a bug or a missing file."""
+    if isinstance(exc, OSError):
+        return exc.errno in _DISK_ERRNOS
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "disk is full" in text or "disk i/o error" in text or "readonly database" in text
+    return False
 
 
 class StorageConfigError(StorageError, ConfigError):

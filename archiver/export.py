@@ -24,7 +24,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from archiver._arrow import pyarrow
-from archiver._fs import atomic_write
+from archiver._fs import output_file
 from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import UsageError
@@ -257,12 +257,12 @@ def _write_text(rows: Iterator[tuple[Any, ...]], out: IO[str], fmt: str) -> int:
 
 @contextlib.contextmanager
 def _file_output(path: Path, encoding: str | None) -> Iterator[IO[Any]]:
-    """`path` written through a temporary file, renamed over it only when complete."""
+    """`path` written whole (_fs.output_file); a path that cannot be written is a usage error."""
     if path.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory")
     with contextlib.ExitStack() as stack:
         try:  # fails at once, with a plain message, where the file cannot be made
-            out = stack.enter_context(atomic_write(path, encoding=encoding))
+            out = stack.enter_context(output_file(path, encoding=encoding))
         except OSError as exc:
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         yield out

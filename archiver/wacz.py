@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from archiver import __version__
-from archiver._fs import atomic_write
+from archiver._fs import output_file
 from archiver.collection import Collection, locked
 from archiver.config import Config
 from archiver.errors import UsageError, WaczRefused, WarcError
@@ -147,7 +147,7 @@ def wacz(cfg: Config, output: Path,
         if checked.problems:
             raise WaczRefused(_refusal(collection.name, checked.problems), checked.problems)
         report = WaczReport(output=output, records_verified=checked.records)
-        with atomic_write(output) as fh:
+        with output_file(output) as fh:
             _write_zip(fh, collection, members, report, progress)
         report.bytes = output.stat().st_size
         return report

@@ -25,6 +25,7 @@ from archiver.capture.seed import failed_entry
 from archiver.capture.shards import Batcher
 from archiver.collection import Collection
 from archiver.config import Config
+from archiver.errors import DiskError, is_disk_error
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy
 from archiver.index.fragments import Entry
@@ -106,6 +107,8 @@ class BatchEngine:
         for job, outcome in self.runner.finished(timeout):
             del self.busy[job.batch.shard]
             if isinstance(outcome, BaseException):
+                if is_disk_error(outcome):
+                    raise DiskError(f"writing the WARC files of batch {job.name}", outcome)
                 detail = f"{type(outcome).__name__}: {outcome}"
                 out.extend(failed_entry(seed, "batch_failed", detail) for seed in job.batch.seeds)
                 continue

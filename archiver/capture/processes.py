@@ -126,8 +126,10 @@ def _process_main(inbox: Any, outbox: Any, stopping: Any, threads: int, parent: 
     from archiver.warc.record import utc_now
 
     def send(job: BatchJob, future: cf.Future[BatchDone]) -> None:
-        error = future.exception()  # sent as text: not every exception survives pickling
-        outcome = RuntimeError(f"{type(error).__name__}: {error}") if error is not None else future.result()
+        error = future.exception()  # sent as text (not every exception survives pickling), OSError as it is
+        if error is not None and not isinstance(error, OSError):
+            error = RuntimeError(f"{type(error).__name__}: {error}")
+        outcome = error if error is not None else future.result()
         outbox.put((job.name, outcome))
 
     seeds = SeedPool(threads)

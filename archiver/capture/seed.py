@@ -17,6 +17,7 @@ from pathlib import Path
 
 from archiver.collection import Collection
 from archiver.config import Config
+from archiver.errors import is_disk_error
 from archiver.extract.decode import MAX_DECODED, decode_body, is_html
 from archiver.extract.page import PageInfo, page_info
 from archiver.fetch.client import Chain, Exchange, Fetcher
@@ -30,11 +31,13 @@ from archiver.warc.record import (
     ERROR,
     LEAD_IMAGE,
     LEAD_IMAGE_STATUS,
+    MAX_URL,
     SEED_DOCUMENT_TYPE,
     SOURCE,
     URL_SEED_TYPE,
     Written,
     feed_copy_url,
+    record_uri,
     warc_date,
 )
 from archiver.warc.write import (
@@ -196,8 +199,10 @@ def _capture_seed(env: SeedEnv, out: _Shared, seed: Seed) -> Entry:
     finally:
         page_chain.close()
     error = seed_error(page_chain)
-    lead = seed.lead_image or (page.lead_image if page else "")
+    lead = record_uri(seed.lead_image or (page.lead_image if page else ""))
     lead_status = ""
+    if len(lead) > MAX_URL:  # not fetched, and not written into the metadata record's header
+        lead, lead_status = "", "url_too_long"
     indexed: list[Written]
     if lead and env.cfg.lead_images:
         referer = final.url if final is not None else seed.url
@@ -243,6 +248,8 @@ def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed) -> Entry:
     try:
         return capture_seed(env, outputs, seed)
     except Exception as exc:
+        if is_disk_error(exc):
+            raise  # no seed can be written: the batch fails, and the capture stops (engine.py)
         return failed_entry(seed, "internal_error", f"{type(exc).__name__}: {exc}")
 
 

@@ -33,7 +33,7 @@ from archiver.config import Config
 from archiver.errors import FetchError
 from archiver.fetch.netguard import AddressPolicy
 from archiver.fetch.politeness import HostGate
-from archiver.warc.record import response_head, sha1_label
+from archiver.warc.record import MAX_URL, record_uri, response_head, sha1_label
 
 REDIRECTS = (301, 302, 303, 307, 308)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -142,9 +142,12 @@ class Fetcher:
                 return chain
             if hop == self.cfg.max_redirects:
                 break
-            current = urldefrag(urljoin(current, location.strip()))[0]
+            current = record_uri(urldefrag(urljoin(current, location.strip()))[0])
             if urlsplit(current).scheme not in ("http", "https"):
-                chain.error, chain.detail = "unsupported_scheme", f"redirect to {current!r}"
+                chain.error, chain.detail = "unsupported_scheme", f"redirect to {current[:200]!r}"
+                return chain
+            if len(current) > MAX_URL:
+                chain.error, chain.detail = "url_too_long", f"redirect to a URL of {len(current)} characters"
                 return chain
         chain.error = "too_many_redirects"
         chain.detail = f"more than {self.cfg.max_redirects} redirects"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from archiver.errors import ConfigError
+from archiver.errors import ConfigError, DiskError, is_disk_error
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,8 @@ class Store:
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            if is_disk_error(exc):
+                raise DiskError(f"opening the metadata index {path}", exc) from exc
             raise ConfigError(
                 f"cannot open the metadata index {path}: {exc} (move it aside and run 'archiver index' to rebuild it)"
             ) from exc
@@ -173,13 +175,19 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if is_disk_error(exc):
+                raise DiskError(f"writing the metadata index {self.path}", exc) from exc
             raise
-        self.db.execute("COMMIT")
 
     def put(self, article: Article, prefer_existing_capture: bool = False) -> bool:
         """Insert or replace the row of `article.url`.

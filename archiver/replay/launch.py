@@ -8,7 +8,9 @@ capture code, and no other module of archiver imports pywb.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -63,18 +65,21 @@ def replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup_timeo
     if not (cfg.root / "collections").is_dir():
         raise UsageError(f"{cfg.root} is not an archive root (run 'archiver init' there)")
     install_templates(cfg.root)  # roots made before a template fix get it too
+    # this process binds the port and hands the listening socket to the server: a port in use is
+    # said here, and whatever answers below is the server, not another program holding the port
+    listener = _listen(host, port)
+    port = listener.getsockname()[1]
     # -P: the root is the child's working directory, and nothing in it may shadow a module
-    args = [sys.executable, "-P", "-m", SERVER_MODULE, "--bind", host, "--port", str(port),
-            "--directory", str(cfg.root)]
-    with log_path.open("ab") if log_path else open(os.devnull, "wb") as log:  # the child keeps its own copy
+    args = [sys.executable, "-P", "-m", SERVER_MODULE, "--fd", str(listener.fileno()), "--directory", str(cfg.root)]
+    with listener, log_path.open("ab") if log_path else open(os.devnull, "wb") as log:  # the child keeps copies
         process = subprocess.Popen(args, cwd=cfg.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                   preexec_fn=die_with_parent)
+                                   pass_fds=(listener.fileno(),), preexec_fn=die_with_parent)
     server = ReplayServer(process, host, port, log_path)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ReplayError(f"pywb exited with status {process.returncode} on start"
-                              + (f" (see {log_path})" if log_path else "") + f"; is port {port} free?")
+                              + (f" (see {log_path})" if log_path else ""))
         try:
             with urllib.request.urlopen(server.url + "/", timeout=2):
                 return server
@@ -84,6 +89,26 @@ def replay(cfg: Config, host: str = "127.0.0.1", port: int = 8080, startup_timeo
             time.sleep(0.2)
     server.stop()
     raise ReplayError(f"pywb did not answer on {server.url} within {startup_timeout:g} s")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: any free one); ReplayError when it cannot be had."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE)[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ReplayError(f"cannot listen on {host}: {exc}") from exc
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as exc:
+        listener.close()
+        busy = " (another program listens there: choose another with --port)" if exc.errno == errno.EADDRINUSE else ""
+        raise ReplayError(f"cannot listen on {host} port {port}: {exc.strerror or exc}{busy}") from exc
+    listener.set_inheritable(True)
+    return listener
 
 
 def replay_urls(cfg: Config, base_url: str) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 `archiver replay` runs this module as a program, in a process of its own:
 
     python -m archiver.replay.server --bind 127.0.0.1 --port 8080 --directory ROOT
+    python -m archiver.replay.server --fd N --directory ROOT   (a listening socket handed down)
 
 It is the only module of archiver that imports pywb, and it must not be imported: pywb monkey-patches
 the whole process with gevent (`main` does it first, as pywb's own `wayback` does).
@@ -50,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s: [%(levelname)s]: %(message)s", level=logging.INFO)  # as wayback
     os.chdir(args.directory)  # pywb reads ./config.yaml, ./templates, ./static and ./collections
     app = _make_app()
-    server = _make_server(app, args.bind, args.port)
-    logging.info("archiver replay server (pywb %s) on %s port %s", version("pywb"), args.bind, args.port)
+    listener: Any = (args.bind, args.port) if args.fd is None else socket.socket(fileno=args.fd)
+    server = _make_server(app, listener)
+    logging.info("archiver replay server (pywb %s) on %s", version("pywb"), server.address)
     try:
         server.serve_forever()
     except KeyboardInterrupt:  # Ctrl-C in the terminal reaches this process too
@@ -66,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                                      description="pywb's replay app on a keep-alive friendly server")
     parser.add_argument("-b", "--bind", default="127.0.0.1", help="address to listen on")
     parser.add_argument("-p", "--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument("--fd", type=int, help="serve on this listening socket (inherited) instead of --bind/--port")
     parser.add_argument("-d", "--directory", default=".", help="archive root (pywb working directory)")
     return parser
 
@@ -112,7 +115,7 @@ def _make_app() -> Any:
     return ArchiverFrontEndApp(custom_config=custom_config)
 
 
-def _make_server(app: Any, host: str, port: int) -> Any:
+def _make_server(app: Any, listener: Any) -> Any:
     """gevent's WSGI server as `wayback` configures it, with TCP_NODELAY on every accepted connection."""
     from gevent.pywsgi import WSGIServer
     from pywb.utils.geventserver import RequestURIWSGIHandler
@@ -122,7 +125,7 @@ def _make_server(app: Any, host: str, port: int) -> Any:
             set_nodelay(sock)
             super().handle(sock, address)
 
-    server = NoDelayWSGIServer((host, port), app, handler_class=RequestURIWSGIHandler)
+    server = NoDelayWSGIServer(listener, app, handler_class=RequestURIWSGIHandler)
     server.init_socket()
     return server
 

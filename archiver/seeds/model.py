@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from archiver.errors import SeedError
+from archiver.warc.record import MAX_URL
 
 _HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -61,6 +62,8 @@ def check_url(url: str, source: str) -> str:
         raise SeedError(source, "invalid_seed", f"not an absolute URL: {url!r}")
     if parts.scheme.lower() not in ("http", "https"):
         raise SeedError(source, "unsupported_scheme", f"only http and https are fetched, not {parts.scheme}: {url!r}")
+    if len(url) > MAX_URL:
+        raise SeedError(source, "url_too_long", f"the URL has {len(url)} characters, more than {MAX_URL}")
     if not parts.hostname:
         raise SeedError(source, "invalid_seed", f"URL has no host: {url!r}")
     if any(c.isspace() or ord(c) < 0x20 for c in url):

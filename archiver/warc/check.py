@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from archiver.errors import WarcError
-from archiver.warc.record import target_uri
+from archiver.warc.record import MAX_HEADER_LINE, target_uri
 
 CHUNK = 1 << 20  # bytes read (or inflated) at a time: the memory bound per file
-MAX_LINE = 1 << 16  # one header line of a WARC/ARC record
+MAX_LINE = MAX_HEADER_LINE  # one header line of a WARC/ARC record
 MAX_HEAD = 1 << 20  # all header lines of a WARC record, or an HTTP head inside a block
 END = b"\r\n\r\n"  # what must follow every WARC record's block
 

@@ -6,12 +6,17 @@ record landed, and what an index needs of it). Shared by the writer, the readers
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 WARC_VERSION = "1.1"
+# The longest header line a record may have (`archiver verify` holds every file to it), and the
+# longest URL archiver puts into one: servers refuse far shorter request lines (8-16 KB is usual).
+MAX_HEADER_LINE = 1 << 16
+MAX_URL = 16 * 1024
 
 # archiver's own WARC header fields on the seed's metadata record (extension fields, WARC 1.1 §5)
 SOURCE = "Archiver-Source"
@@ -61,6 +66,16 @@ def article_url(uri: str) -> str:
         scheme, _, rest = uri[len(prefix):].partition("/")
         return f"{scheme}://{rest}"
     return uri
+
+
+def record_uri(url: str) -> str:
+    """`url` as a WARC-Target-URI may hold it: white space and control characters %-encoded, as
+    browsers send them (a page's image may be written `src="a b.jpg"`)."""
+    url = url.strip()
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), url) if _UNSAFE.search(url) else url
+
+
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 
 
 def target_uri(value: str) -> str:

@@ -26,7 +26,7 @@ from archiver._fs import fsync_dir
 from archiver.collection import OPEN_SUFFIX
 from archiver.errors import WarcError
 from archiver.warc.check import complete_end
-from archiver.warc.record import WARC_VERSION, Written, response_head, sha1_label, warc_date
+from archiver.warc.record import MAX_HEADER_LINE, WARC_VERSION, Written, response_head, sha1_label, warc_date
 
 
 @dataclass
@@ -166,7 +166,11 @@ def encode_record(spec: RecordSpec) -> Encoded:
     headers["WARC-Block-Digest"] = given_block or sha1_label(block)
     _replace(headers, "Content-Type", spec.content_type or "application/warc-record")
     _replace(headers, "Content-Length", str(len(spec.http_head) + spec.length))
-    head = "".join([f"WARC/{WARC_VERSION}\r\n", *(f"{k}: {_one_line(v)}\r\n" for k, v in headers.items()), "\r\n"])
+    lines = [f"{k}: {_one_line(v)}\r\n" for k, v in headers.items()]
+    if any(len(line) > MAX_HEADER_LINE for line in lines):  # never write a record verify would refuse
+        raise WarcError(f"record {spec.warc_headers.get('WARC-Record-ID')}: a header line is longer than "
+                        f"{MAX_HEADER_LINE} bytes")
+    head = "".join([f"WARC/{WARC_VERSION}\r\n", *lines, "\r\n"])
 
     if spec.packing == "stored":
         packer: Any = zlib.compressobj(0, zlib.DEFLATED, 31)

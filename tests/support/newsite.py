@@ -57,6 +57,11 @@ PAGES: dict[str, tuple[int, dict[str, str], bytes]] = {
     # markup nested 100,000 deep
     "/meta-rot13.html": (200, {"Content-Type": "text/html"},
                          b"<html><head><meta charset='rot13'><title>rot13</title></head><body><p>x</p></body></html>"),
+    "/long-og-image.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                            article("图片地址太长", "正文。", "", '<meta property="og:image" content="/img/'
+                                    + "x" * 3_000_000 + '.jpg">').encode()),
+    "/spaced-image.html": (200, {"Content-Type": "text/html; charset=utf-8"},
+                           article("图片地址有空格", "正文。", "/img/lead image\x0b.jpg").encode()),
     "/deep.html": (200, {"Content-Type": "text/html; charset=utf-8"},
                    b"<html><head><title>deep</title></head><body>" + b"<div>" * 100_000 + b"x"
                    + b"</div>" * 100_000 + b"</body></html>"),
