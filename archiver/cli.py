@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import signal
 import sys
 import time
@@ -38,6 +39,25 @@ if TYPE_CHECKING:
 COLLECTION_HELP = "collection name (default: archiver.collection in config.yaml, else 'news')"
 CLUSTER_HELP = ("run on a Dask cluster: scheduler address (tcp://HOST:8786) or scheduler file; the workers must "
                 "see the archive root at the same path [default: archiver.cluster in config.yaml, else this machine]")
+
+
+# C0 and C1 control characters but tab, newline and CR LF: titles, URLs and file names come from pages,
+# feeds and other tools' files, and a terminal would run an escape sequence among them
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+
+
+def safe(text: str) -> str:
+    """`text` with control characters shown as \\xNN instead of sent to the terminal."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROLS.search(text) else text
+
+
+def _echo(text: str = "", err: bool = False, nl: bool = True) -> None:
+    click.echo(safe(text), err=err, nl=nl)
+
+
+def plural(count: int, word: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _config(ctx: click.Context, **overrides: Any) -> Config:
@@ -71,7 +91,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ArchiverError as exc:
-            click.echo(f"error: {exc}", err=True)
+            _echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
 
     def command(self, *args: Any, **kwargs: Any) -> Any:
@@ -109,12 +129,12 @@ class _Live:
         now = time.monotonic()
         if self.on and (force or now - self.last >= 0.1):
             self.last = now
-            click.echo("\r\x1b[2K" + text, err=True, nl=False)
+            click.echo("\r\x1b[2K" + safe(text), err=True, nl=False)
             self.shown = True
 
     def echo(self, line: str) -> None:
         self.clear()
-        click.echo(line, err=True)
+        _echo(line, err=True)
 
     def clear(self) -> None:
         if self.shown:
@@ -132,8 +152,8 @@ def init(ctx: click.Context, collection: str | None) -> None:
     cfg = _config(ctx, collection=collection)
     report = init_lib(cfg, with_collection=collection is not None)
     for item in report.created:
-        click.echo(f"created {item}")
-    click.echo(f"archive root ready: {cfg.root}")
+        _echo(f"created {item}")
+    _echo(f"archive root ready: {cfg.root}")
 
 
 class _CaptureProgress:
@@ -165,27 +185,25 @@ class _CaptureProgress:
 
 def _summary(report: CaptureReport) -> None:
     for line in report.mended:
-        click.echo(f"mended {line}", err=True)
+        _echo(f"mended {line}", err=True)
     for line in report.skipped_files:
-        click.echo(f"skipped {line} ('archiver verify' says more)", err=True)
-    total = report.captured + len(report.failures)
-    click.echo(f"\n{report.captured} captured, {len(report.failures)} failed, "
-               f"{report.skipped} already captured, {report.duplicates} duplicates "
-               f"({total} attempted)", err=True)
+        _echo(f"skipped {line} ('archiver verify' says more)", err=True)
+    total = report.captured + report.failed
+    _echo(f"\n{report.captured} captured, {report.failed} failed, "
+          f"{report.skipped} already captured, {plural(report.duplicates, 'duplicate')} "
+          f"({total} attempted)", err=True)
     for reason, count in sorted(report.failed_by_reason.items()):
-        click.echo(f"  {reason}: {count}", err=True)
-    if report.failures:
-        click.echo("failed seeds:", err=True)
-        for event in report.failures:
-            detail = f" - {event.detail}" if event.detail else ""
-            click.echo(f"  {event.source}: {event.reason} {event.url}{detail}", err=True)
+        _echo(f"  {reason}: {count}", err=True)
+    if report.failed:  # each was printed as it failed (FAILED ...)
+        _echo("the failed seeds are listed above (FAILED); 'archiver export --status failed' lists them all, "
+              "and the same command retries them", err=True)
     if report.replay_index:
-        click.echo(f"updated the {report.replay_index}", err=True)
+        _echo(f"updated the {report.replay_index}", err=True)
     if report.replay_index_error:
-        click.echo(f"warning: replay's index was not updated: {report.replay_index_error}; "
+        _echo(f"warning: replay's index was not updated: {report.replay_index_error}; "
                    "run 'archiver index' with --zipnum or --redis to update it", err=True)
     if report.interrupted:
-        click.echo("interrupted: run the same command again to resume", err=True)
+        _echo("interrupted: run the same command again to resume", err=True)
 
 
 def _check_sources(sources: tuple[str, ...]) -> None:
@@ -243,29 +261,30 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     report = capture_lib(cfg, sources, stdin=sys.stdin, on_event=progress, feeds=feeds, runner=runner)
     progress.clear()
     _summary(report)
-    click.echo(f"took {time.monotonic() - started:.1f} s", err=True)
+    _echo(f"took {time.monotonic() - started:.1f} s", err=True)
     sys.exit(_capture_status(report))
 
 
 def _show_index(report: IndexReport, cfg: Config) -> None:
     for line in report.mended:
-        click.echo(f"mended {line}", err=True)
+        _echo(f"mended {line}", err=True)
     for line in report.unreadable:
-        click.echo(f"skipped {line}", err=True)
-    click.echo(f"indexed {report.files} WARC files, {report.records} records, {report.articles} articles")
+        _echo(f"skipped {line}", err=True)
+    _echo(f"indexed {plural(report.files, 'WARC file')}, {plural(report.records, 'record')}, "
+          f"{plural(report.articles, 'article')}")
     if report.search_added is not None:
-        click.echo(f"search index: {report.search_added} articles added")
+        _echo(f"search index: {report.search_added} articles added")
     restart = "; replay reads it (restart a running replay: config.yaml changed)"
     if report.zipnum is not None:
         built = report.zipnum
-        click.echo(f"zipnum index: {built.lines} lines in {built.blocks} blocks, "
+        _echo(f"zipnum index: {built.lines} lines in {built.blocks} blocks, "
                    f"{built.summary.relative_to(cfg.root)}{restart if built.config_changed else '; replay reads it'}")
     if report.redis is not None:
         loaded = report.redis
-        click.echo(f"loaded {loaded.members} lines into {loaded.target.display}"
+        _echo(f"loaded {loaded.members} lines into {loaded.target.display}"
                    f"{restart if loaded.config_changed else '; replay reads it'}")
     if report.other_replay_index:
-        click.echo(f"note: config.yaml gives replay of {cfg.collection!r} an index of its own "
+        _echo(f"note: config.yaml gives replay of {cfg.collection!r} an index of its own "
                    f"(collections: {cfg.collection}: index:), "
                    "not rebuilt now: run again with --zipnum or --redis URL to update it", err=True)
 
@@ -317,13 +336,13 @@ def _serve(cfg: Config, host: str, port: int) -> None:
     from archiver.replay.launch import replay, replay_urls
 
     server = replay(cfg, host, port)
-    click.echo(f"replay running at {server.url}/ (Ctrl-C stops it)")
+    _echo(f"replay running at {server.url}/ (Ctrl-C stops it)")
     for url, label in replay_urls(cfg, server.url):
-        click.echo(f"  {url}\n      {label}")
+        _echo(f"  {url}\n      {label}")
     try:
         status = server.process.wait()
     except KeyboardInterrupt:
-        click.echo("stopping replay", err=True)
+        _echo("stopping replay", err=True)
         return
     finally:
         server.stop()
@@ -375,10 +394,26 @@ def export(ctx: click.Context, collection: str | None, fmt: str, output: Path | 
     def progress(rows: int) -> None:
         live.show(f"exported {rows} rows")
 
-    count = export_lib(cfg, output or sys.stdout, fmt, filters, progress)
+    stream: Any = sys.stdout
+    if output is None and sys.stdout.isatty():  # a terminal: no escape sequence of a title reaches it
+        stream = _SafeText(sys.stdout)
+    count = export_lib(cfg, output or stream, fmt, filters, progress)
     live.clear()
     if output is not None:
-        click.echo(f"wrote {count} {'lines' if fmt == 'cdxj' else 'rows'} to {output}", err=True)
+        _echo(f"wrote {count} {'lines' if fmt == 'cdxj' else 'rows'} to {output}", err=True)
+
+
+class _SafeText:
+    """A text stream whose writes have their control characters escaped (export to a terminal)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return int(self.stream.write(safe(text)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _human_size(size: int) -> str:
@@ -394,24 +429,24 @@ def _human_size(size: int) -> str:
 
 def _show_status(report: StatusReport) -> None:
     if not report.collections:
-        click.echo(f"no collections under {report.root}")
+        _echo(f"no collections under {report.root}")
     for c in report.collections:
-        click.echo(c.name)
-        click.echo(f"  seeds          {c.seeds} ({c.captured} captured, {c.failed} failed)"
+        _echo(c.name)
+        _echo(f"  seeds          {c.seeds} ({c.captured} captured, {c.failed} failed)"
                    + ("" if c.has_index else " - no metadata index: run 'archiver index'"))
         for reason, count in c.failed_by_reason.items():
-            click.echo(f"    {reason:<20} {count}")
+            _echo(f"    {reason:<20} {count}")
         unindexed = f", {c.unindexed_files} not indexed yet" if c.unindexed_files else ""
-        click.echo(f"  WARC files     {c.warc_files}, {_human_size(c.warc_bytes)}{unindexed}")
-        click.echo(f"  last capture   {c.last_capture_time or '-'}")
+        _echo(f"  WARC files     {c.warc_files}, {_human_size(c.warc_bytes)}{unindexed}")
+        _echo(f"  last capture   {c.last_capture_time or '-'}")
         if c.search_pending:
-            click.echo(f"  search         {c.search_pending} articles not indexed for search yet "
+            _echo(f"  search         {c.search_pending} articles not indexed for search yet "
                        "(the next 'archiver search' indexes them)")
         if c.open_files:
-            click.echo(f"  open files     {len(c.open_files)} (being written, or left by a killed run: "
+            _echo(f"  open files     {len(c.open_files)} (being written, or left by a killed run: "
                        "the next capture or index mends them)")
             for name in c.open_files:
-                click.echo(f"    {name}")
+                _echo(f"    {name}")
 
 
 @cli.command()
@@ -424,7 +459,7 @@ def status(ctx: click.Context, collection: str | None, as_json: bool) -> None:
 
     report = status_lib(_config(ctx, collection=collection), every=collection is None)
     if as_json:
-        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        _echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
         _show_status(report)
 
@@ -466,7 +501,7 @@ def verify(ctx: click.Context, files: tuple[Path, ...], collection: str | None) 
     def show(problem: Problem) -> None:  # as found: a 1 GB collection takes a while
         if live.shown:
             live.clear()
-        click.echo(str(problem))
+        _echo(str(problem))
 
     def progress(done: int, total: int, name: str) -> None:
         if _verbose(ctx):
@@ -475,7 +510,8 @@ def verify(ctx: click.Context, files: tuple[Path, ...], collection: str | None) 
 
     report = verify_lib(cfg, files, on_problem=show, progress=progress)
     live.clear()
-    click.echo(f"{report.files} files, {report.records} records verified, {len(report.problems)} problems")
+    _echo(f"{plural(report.files, 'file')}, {plural(report.records, 'record')} verified, "
+          f"{plural(len(report.problems), 'problem')}")
     sys.exit(ExitStatus.PARTIAL if report.problems else ExitStatus.OK)
 
 
@@ -502,11 +538,11 @@ def search(ctx: click.Context, query: tuple[str, ...], collection: str | None, l
     live.clear()
     for hit in hits:
         if fmt == "jsonl":
-            click.echo(json.dumps(dataclasses.asdict(hit), ensure_ascii=False))
+            _echo(json.dumps(dataclasses.asdict(hit), ensure_ascii=False))
         else:
-            click.echo(f"{hit.title or hit.url}\n  {hit.replay_path or hit.url}\n  {hit.snippet}\n")
+            _echo(f"{hit.title or hit.url}\n  {hit.replay_path or hit.url}\n  {hit.snippet}\n")
     if fmt == "table":
-        click.echo(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", err=True)
+        _echo(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", err=True)
 
 
 @cli.command()
@@ -531,7 +567,7 @@ def watch(ctx: click.Context, feeds: tuple[str, ...], collection: str | None, ev
 
     def after_round(number: int, report: CaptureReport) -> None:
         progress.clear()
-        click.echo(f"round {number}: {report.captured} captured, {len(report.failures)} failed, "
+        _echo(f"round {number}: {report.captured} captured, {report.failed} failed, "
                    f"{report.skipped} already captured; next in {every}", err=True)
 
     watch_lib(cfg, feeds, interval, on_round=after_round, on_event=progress)
@@ -563,8 +599,8 @@ def wacz_command(ctx: click.Context, collection: str | None, output: Path) -> No
         report = wacz_lib(_config(ctx, collection=collection), output, progress)
     finally:
         live.clear()
-    click.echo(f"wrote {report.output}: {report.warc_files} WARC files, {report.index_lines} index lines, "
-               f"{report.pages} pages, {_human_size(report.bytes)}")
+    _echo(f"wrote {report.output}: {plural(report.warc_files, 'WARC file')}, "
+          f"{plural(report.index_lines, 'index line')}, {plural(report.pages, 'page')}, {_human_size(report.bytes)}")
 
 
 @cli.command()
@@ -598,17 +634,17 @@ def main() -> None:
     try:
         cli(prog_name="archiver", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted", err=True)
+        _echo("interrupted", err=True)
         sys.exit(ExitStatus.INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except Exception as exc:
         if is_disk_error(exc):  # a write the disk refused, somewhere that does not say what it wrote
-            click.echo(f"error: {DiskError('writing', exc)}", err=True)
+            _echo(f"error: {DiskError('writing', exc)}", err=True)
             sys.exit(ExitStatus.IO)
         # not one of archiver's errors (those exit in _Group.invoke), nor the disk's: a bug
         traceback.print_exc()
-        click.echo(f"error: an internal error in archiver {__version__} (above); please report it. "
+        _echo(f"error: an internal error in archiver {__version__} (above); please report it. "
                    "What was committed before it is kept: the same command resumes.", err=True)
         sys.exit(ExitStatus.INTERNAL)

@@ -196,5 +196,6 @@ def _coerce(path: Path, key: str, value: Any, type_name: str) -> Any:
         return json.dumps(value, sort_keys=True)
     wanted: Any = {"int": int, "float": (int, float), "bool": bool, "str": str}[type_name]
     if (isinstance(value, bool) and type_name != "bool") or not isinstance(value, wanted):
-        raise ConfigError(f"{path}: archiver.{key} must be a {type_name}, not {value!r}")
+        kind = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string"}[type_name]
+        raise ConfigError(f"{path}: archiver.{key} must be {kind}, not {value!r}")
     return float(value) if type_name == "float" else value

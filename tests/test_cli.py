@@ -75,7 +75,7 @@ def test_bad_collection_names_are_refused(name: str, tmp_path: Path) -> None:
 def test_config_errors_exit_2(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("archiver:\n  workers: many\n")
     result = run(tmp_path, "capture", "https://example.org/")
-    assert result.exit_code == 2 and "archiver.workers must be a int" in result.output
+    assert result.exit_code == 2 and "archiver.workers must be a whole number" in result.output
     (tmp_path / "config.yaml").write_text("archiver:\n  wrokers: 2\n")
     result = run(tmp_path, "capture", "https://example.org/")
     assert result.exit_code == 2 and "unknown key archiver.wrokers" in result.output

@@ -154,3 +154,25 @@ def _spawned() -> set[str]:
         except OSError:
             continue
     return found
+
+
+def test_a_killed_capture_leaves_every_finished_seed_on_disk(tmp_path: Path, site: NewsSite) -> None:
+    """Each seed's records reach the file when the seed is done (not when a 1 MiB buffer fills):
+    a capture killed mid-batch keeps the seeds it had finished, and the next run keeps them."""
+    root, _urls = make_root(tmp_path, site, 60)
+    archive = root / "collections" / "news" / "archive"
+    served = len(site.hits)
+    process = start_capture(root)
+    deadline = time.monotonic() + 60  # a dozen seeds done: far less than a write buffer, far from the batch's end
+    while time.monotonic() < deadline and len(site.hits) - served < 12 and process.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=10)
+    kept = complete_seed_records(archive)
+    assert kept, "no finished seed reached the file before the kill"
+    final = start_capture(root)
+    output, _ = final.communicate(timeout=120)
+    assert final.returncode == 0, output
+    assert kept <= {r["headers"]["WARC-Record-ID"] for r in all_records(archive)}
+    assert not list((root / "collections" / "news" / "indexes").glob(".pending-*"))

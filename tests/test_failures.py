@@ -3,7 +3,9 @@ path that is no regular file, a URL too long for a record, a source that does no
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import re
 import resource
 import signal
@@ -19,13 +21,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from archiver.capture.run import capture
+from archiver.capture.run import FAILURE_SAMPLE, capture
 from archiver.cli import cli
 from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import ExitStatus
 from archiver.fetch.client import Fetcher
+from archiver.index.build import build_index
 from archiver.index.metadata import Store
+from archiver.seeds.sources import iter_seeds
 
 from .conftest import FAST_YAML, Closing, capture_pages
 from .support.newsite import NewsSite, seed_document
@@ -167,3 +171,107 @@ def test_a_missing_source_is_a_usage_error_before_anything_is_created(tmp_path: 
     result = CliRunner().invoke(cli, ["--root", str(tmp_path), "capture", str(tmp_path / "nope.txt")])
     assert result.exit_code == ExitStatus.USAGE and "no such file or directory" in result.output
     assert not (tmp_path / "collections").exists()
+
+
+def test_a_read_only_copy_of_a_collection_can_be_read(cfg: Config, site: NewsSite) -> None:
+    """status and export read a collection on a read-only disk (or one this user may not write)."""
+    capture_pages(cfg, site, ["/plain.html", "/gbk.html"])
+    assert not list(cfg.root.rglob("*-shm")) and not list(cfg.root.rglob("*-wal"))  # closed cleanly
+    root = str(cfg.root)
+    if os.geteuid() == 0:  # root writes through permissions: mount the root read-only, in a namespace of its own
+        wrap = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && '
+                'exec "$@"', root]
+    else:
+        wrap = []
+        for path in sorted(cfg.root.rglob("*"), reverse=True):
+            path.chmod(0o555 if path.is_dir() else 0o444)
+    for command in (["status"], ["export", "--format", "jsonl"]):
+        result = subprocess.run([*wrap, sys.executable, "-m", "archiver", "--root", root, *command],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+
+
+ESCAPES = ("\x1b", "\x07", "\x9b")
+
+
+def test_what_archiver_prints_to_a_terminal_carries_no_escape_sequence(cfg: Config, site: NewsSite,
+                                                                       tmp_path: Path) -> None:
+    capture_pages(cfg, site, ["/escapes.html"])
+    (cfg.root / "seeds" / "bad\x1b[2J.txt").write_text("not a seed at all\n")  # reported, with its name
+    runner = CliRunner()
+    captured = runner.invoke(cli, ["--root", str(cfg.root), "capture", str(cfg.root / "seeds")])
+    searched = runner.invoke(cli, ["--root", str(cfg.root), "search", "终端转义"])
+    assert "标题" in searched.output and "bad" in captured.output
+    for output in (captured.output, searched.output):
+        assert not any(c in output for c in ESCAPES), output
+    # export to a terminal (a pty) escapes them too; to a file or a pipe it stays exact
+    leader, follower = pty.openpty()
+    with os.fdopen(leader, "rb", buffering=0) as terminal:
+        process = subprocess.Popen([sys.executable, "-m", "archiver", "--root", str(cfg.root), "export",
+                                    "--format", "jsonl"], stdout=follower, stderr=subprocess.DEVNULL)
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+            while chunk := terminal.read(65536):
+                shown += chunk
+        process.wait(30)
+    assert "标题".encode() in shown and not any(c.encode() in shown for c in ESCAPES)
+    piped = runner.invoke(cli, ["--root", str(cfg.root), "export", "--format", "csv"])
+    assert "\x1b]0;pwned\x07" in piped.output  # the data itself is kept as it is
+
+
+def test_an_index_rebuild_keeps_a_url_that_ends_with_an_angle_bracket(cfg: Config, site: NewsSite) -> None:
+    url = site.url + "/angle.html?to=>"
+    capture(cfg, [url])
+    with Store(Collection.of(cfg).db_path) as store:
+        before = store.get(url)
+    cdxj = Collection.of(cfg).cdxj_path.read_text()
+    build_index(cfg)
+    with Store(Collection.of(cfg).db_path) as store:
+        after = store.get(url)
+    assert before is not None and before.final_url == url and after == before
+    assert Collection.of(cfg).cdxj_path.read_text() == cdxj
+
+
+def test_a_long_url_list_whose_start_ends_inside_a_character_is_read(tmp_path: Path) -> None:
+    first = "https://example.org/" + "新" * 1360  # the 4,096th byte falls inside a character
+    lines = [first] + [f"https://example.org/{n}" for n in range(200_000)]
+    path = tmp_path / "urls.txt"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 4 * 1024 * 1024 and len(first.encode()) > 4096 - 20
+    seeds = iter_seeds([str(path)], tmp_path)
+    assert [next(seeds).url for _ in range(2)] == [first, "https://example.org/0"]
+
+
+def test_failed_seeds_are_counted_and_listed_once(cfg: Config, site: NewsSite) -> None:
+    urls = [f"{site.url}/missing-{n}.html" for n in range(FAILURE_SAMPLE + 20)]
+    report = capture(cfg, urls)
+    assert report.failed == len(urls) and report.failed_by_reason == {"http_404": len(urls)}
+    assert len(report.failures) == FAILURE_SAMPLE  # a sample: memory stays flat
+    result = CliRunner().invoke(cli, ["--root", str(cfg.root), "capture", *urls[:3]])
+    assert result.exit_code == ExitStatus.PARTIAL
+    assert sum(line.startswith("FAILED") for line in result.output.splitlines()) == 3  # as they fail, not again
+    assert "archiver export --status failed" in result.output
+    exported = CliRunner().invoke(cli, ["--root", str(cfg.root), "export", "--status", "failed", "--format", "jsonl"])
+    assert len(exported.output.splitlines()) == len(urls)
+
+
+def test_verify_says_how_to_check_a_wacz(tmp_path: Path) -> None:
+    wacz = Path(__file__).parent / "data" / "real-warcs" / "pywb" / "waczs" / "valid_example_1.wacz"
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "verify", str(wacz)])
+    assert result.exit_code == ExitStatus.PARTIAL and "wacz validate" in result.output
+
+
+def test_a_feed_copy_carries_no_script_of_the_feed(cfg: Config, site: NewsSite) -> None:
+    seeds = cfg.root / "seeds"
+    seeds.mkdir()
+    (seeds / "1.txt").write_text(seed_document(site.url + "/gone.html", "已删除", 1696553101000,
+                                               body='<p>正文</p><script>alert(1)</script>'
+                                                    '<img src="https://example.org/a.jpg" onerror="alert(2)">'
+                                                    '<a href="javascript:alert(3)">链接</a>'))
+    capture(cfg, [str(seeds)])
+    (copy,) = [r for r in all_records(Collection.of(cfg).archive_dir) if r["type"] == "resource"]
+    html = copy["payload"].decode()
+    assert "正文" in html and 'src="https://example.org/a.jpg"' in html
+    assert "<script" not in html and "onerror" not in html and "javascript:" not in html

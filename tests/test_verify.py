@@ -399,7 +399,7 @@ def test_command_prints_problems_and_a_summary_and_exits_by_outcome(root: Path, 
     assert f"{tmp_path / 'trunc.warc'} @1197: truncated: the 973-byte block" in bad.output
     assert all(" @1197: " in line for line in lines[:-1])
     good = run(root, str(WARCIO / "example.warc"))
-    assert good.exit_code == 0 and good.output == "1 files, 6 records verified, 0 problems\n"
+    assert good.exit_code == 0 and good.output == "1 file, 6 records verified, 0 problems\n"
     assert run(root, str(tmp_path / "nothing.warc")).exit_code == 2
     assert run(root, "-c", "nothing").exit_code == 2
 

@@ -47,12 +47,19 @@ class Event:
     detail: str = ""
 
 
+# Failed seeds a report keeps (each was passed to on_event as it failed; every failed URL is in the
+# metadata index, where `archiver export --status failed` lists them): memory stays flat however many fail.
+FAILURE_SAMPLE = 100
+
+
 @dataclass
 class CaptureReport:
     captured: int = 0
     skipped: int = 0
     duplicates: int = 0
-    failures: list[Event] = field(default_factory=list)
+    failed: int = 0
+    failed_by_reason: Counter[str] = field(default_factory=Counter)
+    failures: list[Event] = field(default_factory=list)  # the first FAILURE_SAMPLE of them
     interrupted: bool = False
     files: int = 0  # complete WARC files the run added
     replay_index: str = ""  # the collection's own replay index (zipnum, Redis), brought up to date
@@ -60,13 +67,15 @@ class CaptureReport:
     mended: list[str] = field(default_factory=list)  # leftovers of a killed run, mended before it started
     skipped_files: list[str] = field(default_factory=list)  # files in archive/ that cannot be indexed, and why
 
-    @property
-    def failed_by_reason(self) -> Counter[str]:
-        return Counter(e.reason for e in self.failures)
+    def fail(self, event: Event) -> None:
+        self.failed += 1
+        self.failed_by_reason[event.reason] += 1
+        if len(self.failures) < FAILURE_SAMPLE:
+            self.failures.append(event)
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.interrupted and not self.skipped_files
+        return not self.failed and not self.interrupted and not self.skipped_files
 
 
 def capture(
@@ -182,7 +191,7 @@ def _todo(items: Iterator[Seed | BadSeed], store: Store, seen: set[str], report:
     for item in items:
         if isinstance(item, BadSeed):
             event = Event("invalid", item.source, reason=item.reason, detail=item.detail)
-            report.failures.append(event)
+            report.fail(event)
             notify(event)
         elif item.url in seen:
             report.duplicates += 1
@@ -210,7 +219,7 @@ def _record(results: list[Entry], store: Store, lines: PendingLines, report: Cap
         article = result.article
         if article.error:
             event = Event("failed", article.source, article.url, article.error, result.detail)
-            report.failures.append(event)
+            report.fail(event)
         else:
             event = Event("captured", article.source, article.url)
             report.captured += 1

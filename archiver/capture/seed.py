@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import nh3
+
 from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import is_disk_error
@@ -77,6 +79,10 @@ class _Shared:
         with self.lock:
             return self.file.append(encoded)
 
+    def flush(self) -> None:
+        with self.lock:
+            self.file.flush()
+
 
 class Outputs:
     """The WARC files of one batch: `<base>-000.warc.gz`, `-001`, ... (a new one past warc_max_size).
@@ -129,7 +135,9 @@ class Outputs:
 
 
 def render_feed_copy(seed: Seed, error: str, body_html: str) -> bytes:
-    """The feed's copy of an article as a page of its own, saying plainly what it is."""
+    """The feed's copy of an article as a page of its own, saying plainly what it is. The item's HTML
+    is the feed's, not the site's: it is cleaned with nh3 (ammonia's allow-list: no script, no event
+    handler, no javascript: URL) before it is replayed in the archive's origin, as feed readers do."""
     title = html.escape(seed.title or seed.url)
     note = (
         "Feed copy: this is the article as the news feed delivered it; the live page "
@@ -141,7 +149,7 @@ def render_feed_copy(seed: Seed, error: str, body_html: str) -> bytes:
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{title}</title></head><body>\n"
         f"<p class=\"archiver-feed-copy\" style=\"background:#fff3cd;padding:.5em\">{note}</p>\n"
-        f"<h1>{title}</h1>{when}\n{body_html}\n</body></html>\n"
+        f"<h1>{title}</h1>{when}\n{nh3.clean(body_html)}\n</body></html>\n"
     )
     return page.encode("utf-8")
 
@@ -186,7 +194,9 @@ def _page(exchange: Exchange) -> PageInfo | None:
 
 def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed) -> Entry:
     with outputs.session() as out:
-        return _capture_seed(env, out, seed)
+        entry = _capture_seed(env, out, seed)
+        out.flush()  # a run killed later keeps this seed: mending keeps what reached the file
+        return entry
 
 
 def _capture_seed(env: SeedEnv, out: _Shared, seed: Seed) -> Entry:

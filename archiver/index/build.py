@@ -208,8 +208,9 @@ def refresh(collection: Collection, rebuild: bool, progress: Callable[[int, int,
     report = IndexReport(rebuilt=rebuild)
     for stale in storage.list("indexes/parts-"):
         storage.remove(stale)  # parts of an index run that was killed
-    for stale_dir in collection.indexes_dir.glob("parts-*"):
-        shutil.rmtree(stale_dir, ignore_errors=True)
+    for pattern in ("parts-*", ".pending-*", ".merge-*"):  # scratch of a run that was killed (we hold the lock)
+        for stale_dir in collection.indexes_dir.glob(pattern):
+            shutil.rmtree(stale_dir, ignore_errors=True)
     with Store(collection.db_path) as store:
         known = store.indexed_files()
         local = isinstance(storage, LocalStorage)

@@ -115,8 +115,14 @@ def open_readonly(path: Path, version: int, what: str) -> sqlite3.Connection:
     version dropped: export, status, search, replay and verify read copies they may not change),
     checked to be of schema `version`; else ConfigError saying how to rebuild it. `what` names it."""
     try:
-        db = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
-        found = db.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            db = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+            found = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError:
+            # a read-only copy (a folder this user may not write): WAL mode wants to create its
+            # -shm file even to read; `immutable` reads without it, as nobody writes such a copy
+            db = sqlite3.connect(readonly_uri(path) + "&immutable=1", uri=True, isolation_level=None)
+            found = db.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot read the {what} {path}: {exc} (run 'archiver index')") from exc
     if found != version:

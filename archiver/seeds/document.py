@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit
@@ -22,11 +23,13 @@ _RULE = re.compile(r"^\s*-{3,}\s*$")
 _LINK = re.compile(r"^\s*\[(?P<title>.*)\]\((?P<url>\S+?)(?:\s+\"[^\"]*\")?\)\s*$")
 
 
-def decode_text(data: bytes, source: str) -> str:
+def decode_text(data: bytes, source: str, whole: bool = True) -> str:
+    """`data` as UTF-8 text; with `whole=False` it is the start of a longer file, and a character
+    cut at its end is no encoding error."""
     if not data.strip():
         raise SeedError(source, "invalid_seed", "empty file")
     try:
-        text = data.decode("utf-8")
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=whole)
     except UnicodeDecodeError as exc:
         raise SeedError(source, "bad_encoding", f"not UTF-8 text (byte {exc.start})") from exc
     if "\x00" in text:

@@ -49,7 +49,7 @@ def read_file(path: Path, label: str, limits: FeedLimits = DEFAULT_LIMITS) -> It
         yield BadSeed(label, "unreadable", exc.strerror or str(exc))
         return
     try:
-        text = decode_text(head, label)
+        text = decode_text(head, label, whole=size <= MAX_SEED_DOCUMENT)
     except SeedError as exc:
         yield BadSeed(label, exc.reason, exc.detail)
         return

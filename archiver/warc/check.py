@@ -795,7 +795,9 @@ def check_file(path: Path, name: str, out: Findings) -> int:
             elif head.startswith(b"filedesc://"):
                 walker.arc()
             else:
-                out.problem(name, 0, "not_a_warc", f"starts with {head!r}" if head else "empty file")
+                hint = (": a WACZ (a ZIP) holds WARC files, which can be checked after unzipping its archive/ "
+                        "folder; `wacz validate` checks the package" if head.startswith(b"PK\x03\x04") else "")
+                out.problem(name, 0, "not_a_warc", (f"starts with {head!r}" if head else "empty file") + hint)
         except _Damage as exc:
             out.problem(name, 0, exc.kind, exc.detail)
         except _Stop:

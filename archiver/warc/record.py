@@ -79,8 +79,9 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u20
 
 
 def target_uri(value: str) -> str:
-    """A WARC-Target-URI as indexes list it (wget writes it as <URI>)."""
-    return value.strip().removeprefix("<").removesuffix(">")
+    """A WARC-Target-URI as indexes list it (wget writes it as <URI>: only such brackets go)."""
+    value = value.strip()
+    return value[1:-1] if value.startswith("<") and value.endswith(">") else value
 
 
 def http_head(first_line: str, headers: list[tuple[str, str]]) -> bytes:

@@ -250,6 +250,11 @@ class WarcFile:
             digest=encoded.payload_digest.removeprefix("sha1:"),
         )
 
+    def flush(self) -> None:
+        """Hand the records written so far to the operating system (they survive the process, not
+        a power loss: `sync` does that)."""
+        self._fh.flush()
+
     def sync(self) -> None:
         """Make every record written so far durable."""
         self._fh.flush()

@@ -57,6 +57,9 @@ PAGES: dict[str, tuple[int, dict[str, str], bytes]] = {
     # markup nested 100,000 deep
     "/meta-rot13.html": (200, {"Content-Type": "text/html"},
                          b"<html><head><meta charset='rot13'><title>rot13</title></head><body><p>x</p></body></html>"),
+    "/escapes.html": (200, {"Content-Type": "text/html; charset=utf-8"},  # a title that would retitle a terminal
+                      article("标题\x1b]0;pwned\x07\x1b[2J\u009b31m", "终端转义。").encode()),
+    "/angle.html": (200, {"Content-Type": "text/html; charset=utf-8"}, article("尖括号", "网址以 > 结尾。").encode()),
     "/long-og-image.html": (200, {"Content-Type": "text/html; charset=utf-8"},
                             article("图片地址太长", "正文。", "", '<meta property="og:image" content="/img/'
                                     + "x" * 3_000_000 + '.jpg">').encode()),
