@@ -283,6 +283,7 @@ def page_of(article: Article) -> dict[str, Any]:
         "status": article.status,
         "lead_image_url": article.lead_image_url,
         "lead_image_status": article.lead_image_status,
+        "lead_image_error": article.lead_image_error,
     }
 
 

@@ -30,7 +30,7 @@ def row(i: int, collection: str) -> Article:
         "seed_time": seed.strftime("%Y-%m-%dT%H:%M:%SZ"), "page_title": article_title(i),
         "published": published_time(i), "capture_time": capture.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "status": 200, "final_url": url, "lead_image_url": f"https://img{i % 50}.example.com/photos/{i}.jpg",
-        "lead_image_status": "200", "warc_file": f"archiver-{stamp}-bench-00-{i // 5000:05d}.warc.gz",
+        "lead_image_status": 200, "lead_image_error": "", "warc_file": f"archiver-{stamp}-bench-00-{i // 5000:05d}.warc.gz",
         "warc_offset": (i % 5000) * 180_000, "warc_length": 25_000 + i % 30_000,
         "payload_digest": f"sha1:{i:032X}", "replay_path": f"/{collection}/{stamp}/{url}",
         "source": f"seeds/feed-{i // 1000:03d}/{i:06d}.md", "error": "", "attempts": 1,

@@ -127,7 +127,7 @@ def test_demo_captures_the_bundled_site(tmp_path: Path) -> None:
     assert "5 captured, 0 failed" in result.output
     exported = run(tmp_path, "export", "-c", "demo", "--format", "jsonl").output
     assert "第十届海港灯光节开幕，百艘渔船披彩巡游 - Demo News / 演示新闻" in exported  # the GBK page
-    assert exported.count('"lead_image_status": "200"') == 5
+    assert exported.count('"lead_image_status": 200, "lead_image_error": ""') == 5
 
 
 def test_verbose_lists_every_seed_and_quiet_only_problems(tmp_path: Path, site: NewsSite) -> None:

@@ -31,7 +31,7 @@ from .test_templates import watched_page
 XSS_TITLE = "<img src=x onerror=alert(1)>"
 BASE = Article(
     url="", title="", seed_timestamp=None, seed_time="", page_title="", published="", capture_time="",
-    status=200, final_url="", lead_image_url="", lead_image_status="", warc_file="a.warc.gz", warc_offset=0,
+    status=200, final_url="", lead_image_url="", lead_image_status=None, lead_image_error="", warc_file="a.warc.gz", warc_offset=0,
     warc_length=1, payload_digest="", replay_path="", source="seeds/x.txt", error="", attempts=1,
 )
 
@@ -47,7 +47,7 @@ def synthetic(i: int, seed: int | None, capture: int, **changes: Any) -> Article
     stamp = captured.replace("-", "").replace(":", "").replace("T", "").replace("Z", "")
     return replace(BASE, url=url, title=f"标题 {i}", seed_timestamp=None if seed is None else seed * 1000,
                    seed_time="" if seed is None else iso(seed), capture_time=captured,
-                   lead_image_url=f"https://img.example.org/{i}.jpg", lead_image_status="200",
+                   lead_image_url=f"https://img.example.org/{i}.jpg", lead_image_status=200,
                    replay_path=f"/news/{stamp}/{url}", **changes)
 
 
@@ -83,7 +83,7 @@ def test_manifest_pages_and_both_sort_orders(collection: Collection) -> None:
     start = 1_696_553_101
     articles = [synthetic(i, start + (7 * i) % 11 * 60, start + 86400 + (5 * i) % 11 * 60) for i in range(11)]
     articles[3] = replace(articles[3], seed_timestamp=None, seed_time="")  # a URL-list seed: no seed time
-    articles[4] = replace(articles[4], lead_image_status="404")  # no thumbnail
+    articles[4] = replace(articles[4], lead_image_status=404, lead_image_error="http_404")  # no thumbnail
     articles[5] = replace(articles[5], error="http_404", status=404, title="",
                           page_title="", replay_path="/news/20231006004501/https://feed-copy.invalid/https/x")
     fill(collection, articles)
@@ -132,7 +132,7 @@ def test_thumbnails_only_for_captured_http_images(collection: Collection) -> Non
     assert good.capture_time == "2024-01-02T03:04:05Z"
     fill(collection, [
         good,
-        replace(synthetic(1, 1_700_000_001, 1_704_164_645), lead_image_status="timeout"),
+        replace(synthetic(1, 1_700_000_001, 1_704_164_645), lead_image_error="timeout"),
         replace(synthetic(2, 1_700_000_002, 1_704_164_645), lead_image_url="javascript:alert(1)"),
         replace(synthetic(3, 1_700_000_003, 1_704_164_645), lead_image_url=""),
         replace(synthetic(4, 1_700_000_004, 1_704_164_645), lead_image_url="HTTPS://img.example.org/4.jpg"),

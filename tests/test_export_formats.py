@@ -32,7 +32,8 @@ T0 = 1696553101000  # 2023-10-06T00:45:01Z
 def article(url: str, **changes: object) -> Article:
     base: dict[str, object] = dict.fromkeys(FIELDS, "")
     base.update(url=url, title="t", seed_timestamp=T0, seed_time="2023-10-06T00:45:01Z",
-                capture_time="2024-01-02T03:04:05Z", status=200, warc_offset=0, warc_length=10, attempts=1)
+                capture_time="2024-01-02T03:04:05Z", status=200, warc_offset=0, warc_length=10, attempts=1,
+                lead_image_status=None)
     base.update(changes)
     return Article(**base)  # type: ignore[arg-type]
 
@@ -80,20 +81,24 @@ def test_parquet_reads_back_in_duckdb_with_proper_types_and_values(tmp_path: Pat
                 published="2023-10-06T02:11", status=None, attempts=None, warc_offset=None, error="timeout"),
         article("https://example.org/c", seed_timestamp=None, seed_time="", capture_time="",
                 published="Fri, 06 Oct 2023 02:11:00 GMT", status=404, error="http_404"),
-        article("https://example.org/d", seed_timestamp=T0 + 120_000, published="2023-10-06"),
+        article("https://example.org/d", seed_timestamp=T0 + 120_000, published="2023-10-06",
+                lead_image_status=404, lead_image_error="http_404"),
     )
     out = tmp_path / "news.parquet"
     assert export(cfg, out, "parquet") == 4
+    # typed analysis of the lead image, which was a string beside the integer status
+    assert read_parquet(out, "SELECT url, lead_image_error FROM t WHERE lead_image_status >= 400") == [
+        ("https://example.org/d", "http_404")]
 
     types = {name: kind for name, kind, *_ in read_parquet(out, "DESCRIBE SELECT * FROM t")}
     stamp = "TIMESTAMP WITH TIME ZONE"  # isAdjustedToUTC: an instant, shown in any zone
     assert list(types) == [*FIELDS[:6], "published_utc", *FIELDS[6:]]
     assert {k: types[k] for k in ("seed_timestamp", "seed_time", "capture_time", "published_utc")} == dict.fromkeys(
         ("seed_timestamp", "seed_time", "capture_time", "published_utc"), stamp)
-    assert (types["status"], types["attempts"]) == ("INTEGER", "INTEGER")
+    assert (types["status"], types["attempts"], types["lead_image_status"]) == ("INTEGER",) * 3
     assert (types["warc_offset"], types["warc_length"]) == ("BIGINT", "BIGINT")
     strings = set(FIELDS) - {"seed_timestamp", "seed_time", "capture_time", "status", "warc_offset",
-                             "warc_length", "attempts"}
+                             "warc_length", "attempts", "lead_image_status"}
     assert {types[name] for name in strings} == {"VARCHAR"}
 
     got = {r[0]: r for r in read_parquet(out, "SELECT url, title, seed_timestamp, seed_time, published, "

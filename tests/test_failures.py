@@ -151,7 +151,8 @@ def test_a_url_too_long_for_a_record_is_never_written_and_the_seed_says_so(cfg: 
     with Store(Collection.of(cfg).db_path) as store:
         long_page = store.get(site.url + "/long-og-image.html")
         spaced = store.get(site.url + "/spaced-image.html")
-    assert long_page is not None and (long_page.lead_image_url, long_page.lead_image_status) == ("", "url_too_long")
+    assert long_page is not None and (long_page.lead_image_url, long_page.lead_image_error) == ("", "url_too_long")
+    assert long_page.lead_image_status is None
     assert spaced is not None and spaced.lead_image_url == site.url + "/img/lead%20image%0B.jpg"
     archive = Collection.of(cfg).archive_dir
     targets = [r["headers"].get("WARC-Target-URI", "") for r in all_records(archive)]

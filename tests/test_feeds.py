@@ -82,7 +82,7 @@ def test_capture_from_a_feed_url_keeps_the_feed_copy_and_the_enclosure(cfg: Conf
         plain = store.get(site.url + "/plain.html")
         gone = store.get(site.url + "/gone.html")
     assert plain is not None and plain.title == "普通" and plain.seed_time == "2023-10-06T00:45:00Z"
-    assert plain.lead_image_url == site.url + "/img/og.jpg" and plain.lead_image_status == "200"
+    assert plain.lead_image_url == site.url + "/img/og.jpg" and plain.lead_image_status == 200
     assert plain.source == site.url + "/feed.xml#1"
     assert gone is not None and "feed-copy.invalid" in gone.replay_path
 

@@ -268,7 +268,7 @@ def failed_entry(seed: Seed, reason: str, detail: str) -> Entry:
     article = Article(
         url=seed.url, title=seed.title, seed_timestamp=seed.timestamp_ms, seed_time=seed.seed_time,
         page_title="", published=seed.published, capture_time="", status=None, final_url="",
-        lead_image_url=seed.lead_image, lead_image_status="", warc_file="", warc_offset=None,
+        lead_image_url=seed.lead_image, lead_image_status=None, lead_image_error="", warc_file="", warc_offset=None,
         warc_length=None, payload_digest="", replay_path="", source=seed.source,
         error=reason, attempts=None,
     )

@@ -60,7 +60,7 @@ _FIELDS = {
     "error": "COALESCE(error, '')",
     "replay_path": "COALESCE(replay_path, '')",
     # capture_time is ISO 8601 (2024-01-02T03:04:05Z): its digits are the 14-digit timestamp
-    "thumbnail": """CASE WHEN lead_image_status = '200' AND COALESCE(capture_time, '') != ''
+    "thumbnail": """CASE WHEN lead_image_status = 200 AND lead_image_error = '' AND COALESCE(capture_time, '') != ''
         AND (lead_image_url LIKE 'http://%' OR lead_image_url LIKE 'https://%')
         THEN '/' || :coll || '/' || substr(replace(replace(replace(replace(capture_time, '-', ''), ':', ''),
              'T', ''), 'Z', '') || '00000000000000', 1, 14) || 'im_/' || lead_image_url

@@ -31,7 +31,8 @@ class Article:
     status: int | None
     final_url: str
     lead_image_url: str
-    lead_image_status: str
+    lead_image_status: int | None  # HTTP status of the lead image's final response; None without one
+    lead_image_error: str  # "" when the image was captured, else why not (http_404, timeout, ...), as `error`
     warc_file: str
     warc_offset: int | None
     warc_length: int | None
@@ -58,10 +59,11 @@ class Article:
 
 FIELDS = tuple(f.name for f in fields(Article))
 
-INTEGER_FIELDS = frozenset({"seed_timestamp", "status", "warc_offset", "warc_length", "attempts"})
+INTEGER_FIELDS = frozenset({"seed_timestamp", "status", "lead_image_status", "warc_offset", "warc_length",
+                            "attempts"})
 # Bumped whenever the tables change. The index is derived data: on a mismatch it is dropped and
 # rebuilt from the WARC files by the next capture or index run.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # 5: lead_image_status an integer, lead_image_error
 _COLUMNS = ",\n    ".join(
     f"{name} {'INTEGER' if name in INTEGER_FIELDS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}"
     for name in FIELDS

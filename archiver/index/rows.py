@@ -4,6 +4,7 @@ so that both always produce the same row from the same records."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from archiver.extract.page import PageInfo
 from archiver.index.metadata import Article
@@ -22,6 +23,17 @@ class SeedRecord:
     lead_image_status: str
     record: Written
     attempts: int | None = None
+
+
+def lead_image_columns(recorded: str) -> dict[str, Any]:
+    """The metadata record's Archiver-Lead-Image-Status (the final HTTP status, or why there was no
+    response: "timeout", "blocked_address", ...) as the row's lead_image_status and lead_image_error."""
+    if not recorded:
+        return {"lead_image_status": None, "lead_image_error": ""}
+    if recorded.isdigit():
+        status = int(recorded)
+        return {"lead_image_status": status, "lead_image_error": f"http_{status}" if status >= 400 else ""}
+    return {"lead_image_status": None, "lead_image_error": recorded}
 
 
 def iso_seconds(warc_date: str) -> str:
@@ -59,7 +71,7 @@ def build_article(
         status=int(response.status) if response is not None and response.status.isdigit() else None,
         final_url=response.uri if response is not None else "",
         lead_image_url=attempt.lead_image,
-        lead_image_status=attempt.lead_image_status,
+        **lead_image_columns(attempt.lead_image_status),
         warc_file=where.filename,
         warc_offset=where.offset,
         warc_length=where.length,
