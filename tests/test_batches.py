@@ -58,7 +58,8 @@ def test_batches_leave_full_or_after_waiting_and_never_two_per_shard() -> None:
 def test_fragments_keep_rows_exactly(tmp_path: Path) -> None:
     article = Article(url="http://a/1", title="标题 \"x\"\n", seed_timestamp=1696553101000, seed_time="t",
                       page_title="", published="", capture_time="c", status=None, final_url="", lead_image_url="",
-                      lead_image_status=None, lead_image_error="", warc_file="f.warc.gz", warc_offset=0, warc_length=None,
+                      lead_image_status=None, lead_image_error="",
+                      warc_file="f.warc.gz", warc_offset=0, warc_length=None,
                       payload_digest="", replay_path="", source="s", error="", attempts=2)
     entries = [Entry(article, ["a 1 {}", "b 2 {}"], "", "正文"), Entry(article, [], "why", "")]
     storage = LocalStorage(tmp_path)
