@@ -154,6 +154,19 @@ def test_a_chunked_body_over_max_size_is_cut_at_max_size(cfg: Config, site: News
     assert ("Content-Length", "300") in exchange.headers
 
 
+def test_a_request_may_keep_less_than_max_size_and_the_fetcher_stays_as_set(cfg: Config, site: NewsSite,
+                                                                            closing: Closing) -> None:
+    # a page's requisites share its byte budget: each is fetched with what remains of it
+    one = fetcher(cfg)
+    chain = one.follow(site.url + "/chunked.html", max_size=120)
+    try:
+        assert chain.final is not None and chain.final.truncated == "length" and chain.final.body_length == 120
+    finally:
+        chain.close()
+    whole = closing(one.get(site.url + "/chunked.html"))  # the next request on the same handle: the setting
+    assert whole.truncated == "" and whole.body_length > 300
+
+
 def test_connections_are_kept_alive(cfg: Config, site: NewsSite, closing: Closing) -> None:
     one, before = fetcher(cfg), len(site.httpd.clients)  # type: ignore[attr-defined]
     assert [closing(one.get(site.url + "/plain.html")).status for _ in range(3)] == [200, 200, 200]

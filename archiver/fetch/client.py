@@ -126,13 +126,14 @@ class Fetcher:
         while self._idle:
             self._idle.pop().close()
 
-    def follow(self, url: str, referer: str = "") -> Chain:
-        """GET `url`, following redirects up to the configured limit; never raises FetchError."""
+    def follow(self, url: str, referer: str = "", max_size: int = 0) -> Chain:
+        """GET `url`, following redirects up to the configured limit; never raises FetchError.
+        `max_size`: bytes of a body kept (the rest cut: WARC-Truncated: length); 0: `max_size`'s setting."""
         chain = Chain()
         current = urldefrag(url)[0]
         for hop in range(self.cfg.max_redirects + 1):
             try:
-                exchange = self._with_retries(current, referer, chain)
+                exchange = self._with_retries(current, referer, chain, max_size)
             except FetchError as exc:
                 chain.error, chain.detail = exc.reason, exc.detail
                 return chain
@@ -153,7 +154,7 @@ class Fetcher:
         chain.detail = f"more than {self.cfg.max_redirects} redirects"
         return chain
 
-    def _with_retries(self, url: str, referer: str, chain: Chain) -> Exchange:
+    def _with_retries(self, url: str, referer: str, chain: Chain, max_size: int = 0) -> Exchange:
         """GET `url`, retrying transient failures with capped exponential backoff and jitter.
 
         Responses that are retried (a 503, a cut body) stay in the chain: the archive keeps what
@@ -163,7 +164,7 @@ class Fetcher:
         for attempt in range(1, retries + 2):
             chain.attempts = attempt
             try:
-                exchange = self.get(url, referer)
+                exchange = self.get(url, referer, max_size)
             except FetchError as exc:
                 if exc.reason not in RETRY_ERRORS or attempt > retries:
                     raise
@@ -183,12 +184,12 @@ class Fetcher:
             return min(asked, cfg.retry_after_max)
         return min(cfg.backoff_max, cfg.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
-    def get(self, url: str, referer: str = "") -> Exchange:
+    def get(self, url: str, referer: str = "", max_size: int = 0) -> Exchange:
         """One GET, no redirects, within the host's politeness limits."""
         with self.gate.slot(urlsplit(url).netloc.lower()):
-            return self._get(url, referer)
+            return self._get(url, referer, max_size)
 
-    def _get(self, url: str, referer: str = "") -> Exchange:
+    def _get(self, url: str, referer: str = "", max_size: int = 0) -> Exchange:
         """One GET, no redirects. Raises FetchError when no usable response arrived."""
         try:
             target = urllib3.util.parse_url(url)  # percent-encodes the path, IDNA-encodes the host
@@ -201,7 +202,7 @@ class Fetcher:
         pin = self._pin(target.host, target.port or (443 if target.scheme == "https" else 80))
         transfer = self._take()
         try:
-            return transfer.run(url, target, headers, pin, self.clock())
+            return transfer.run(url, target, headers, pin, self.clock(), max_size or self.cfg.max_size)
         finally:
             self._idle.append(transfer)
 
@@ -267,6 +268,7 @@ class _Transfer:
         ):
             curl.setopt(option, value)
         self.host = ""
+        self.max_size = cfg.max_size  # of the request being made
         self.opened: list[socket.socket] = []  # sockets made for libcurl, which keeps duplicates of them
         self.watching = False  # the progress callback is on (requests made in the main thread)
         self.body: IO[bytes] = io.BytesIO()
@@ -288,8 +290,9 @@ class _Transfer:
         self.curl.close()
 
     def run(self, url: str, target: urllib3.util.Url, headers: dict[str, str], pin: str,
-            started: datetime) -> Exchange:
+            started: datetime, max_size: int) -> Exchange:
         curl = self.curl
+        self.max_size = max_size
         if pin and pin != self.pinned:
             curl.setopt(pycurl.RESOLVE, [pin])  # curl connects only to addresses archiver checked
             self.pinned = pin
@@ -412,7 +415,7 @@ class _Transfer:
     def _write(self, data: bytes) -> int | None:
         try:
             head = self.head or self._parse_head()
-            room = self.cfg.max_size - self.length
+            room = self.max_size - self.length
             if len(data) > room:
                 data, self.truncated = data[:room], "length"
             self.body.write(data)
