@@ -55,6 +55,23 @@ def test_batches_leave_full_or_after_waiting_and_never_two_per_shard() -> None:
     assert [s.url for b in first for s in b.seeds] == [f"http://a.example/{n}" for n in range(3)]
 
 
+def test_two_batches_of_the_same_urls_never_share_a_name() -> None:
+    # The same URLs batched twice in one second (a seed retried, a requisite fetched again) once got
+    # one name, and the second batch's WARC files and fragment replaced the first's.
+    now = [0.0]
+    batcher = Batcher(shards=16, batch_size=2, max_wait=5.0, now=lambda: now[0])
+    names = []
+    for _ in range(3):
+        for url in ("http://a.example/1", "http://a.example/2"):
+            batcher.add(Seed(url=url, source="s"))
+        names += [b.name for b in batcher.take(busy=set(), ended=False, limit=10)]
+    other = Batcher(shards=16, batch_size=2, max_wait=5.0, now=lambda: now[0])  # another run, same second
+    for url in ("http://a.example/1", "http://a.example/2"):
+        other.add(Seed(url=url, source="s"))
+    names += [b.name for b in other.take(busy=set(), ended=False, limit=10)]
+    assert len(names) == 4 and len(set(names)) == 4
+
+
 def test_fragments_keep_rows_exactly(tmp_path: Path) -> None:
     article = Article(url="http://a/1", title="标题 \"x\"\n", seed_timestamp=1696553101000, seed_time="t",
                       page_title="", published="", capture_time="c", status=None, final_url="", lead_image_url="",

@@ -2,15 +2,17 @@
 
 A shard is a stable hash of the host (host:port), so a host's seeds always land in the same shard,
 on this machine or a cluster, run after run. A batch is up to `batch_size` seeds of one shard; its
-key is a hash of its URLs, so the same batch gets the same key (and the same output names) when it
-is run again. At most one batch per shard is in flight: a host is never fetched from two workers
-at once, and the per-host politeness limits inside a batch hold for the whole capture.
+key is a hash of its URLs and of when it was formed: a task that runs it again (Dask re-runs a
+task whose worker died) writes the same output names, and no other batch ever does. At most one
+batch per shard is in flight: a host is never fetched from two workers at once, and the per-host
+politeness limits inside a batch hold for the whole capture.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -29,8 +31,9 @@ def shard_of(url: str, shards: int) -> int:
     return int.from_bytes(digest, "big") % shards
 
 
-def batch_key(seeds: list[Seed]) -> str:
-    digest = hashlib.blake2b(digest_size=6)
+def batch_key(seeds: list[Seed], salt: str = "") -> str:
+    """A hash of the batch's URLs and `salt` (what tells apart two batches of the same URLs)."""
+    digest = hashlib.blake2b(salt.encode("utf-8"), digest_size=6)
     for seed in seeds:
         digest.update(seed.url.encode("utf-8") + b"\n")
     return digest.hexdigest()
@@ -74,6 +77,11 @@ class Batcher:
         self.now = now
         self.buffers: dict[int, _Buffer] = {}
         self.buffered = 0
+        # Two batches of the same URLs (a seed retried) formed in the same second would get the same
+        # names, and the second would replace the first's files: each batch's key also hashes this
+        # Batcher's own nonce and the batch's number.
+        self.nonce = uuid.uuid4().hex
+        self.formed = 0
 
     def add(self, seed: Seed) -> None:
         shard = shard_of(seed.url, self.shards)
@@ -105,7 +113,8 @@ class Batcher:
         else:
             del self.buffers[shard]
         self.buffered -= len(seeds)
-        return Batch(shard, batch_key(seeds), seeds)
+        self.formed += 1
+        return Batch(shard, batch_key(seeds, f"{self.nonce}-{self.formed}"), seeds)
 
     def drop(self) -> int:
         """Forget every buffered seed (Ctrl-C); returns how many."""
