@@ -65,6 +65,11 @@ def _normal(label: str) -> str:
     return _SUPERSETS.get(name, name)
 
 
+def charset_codec(label: str) -> str:
+    """The Python codec of a charset label ("" for an unknown one or a byte codec)."""
+    return _normal(label)
+
+
 def _guessed(name: str) -> str:
     """charset_normalizer's guess (a Python codec name), if it is one of the WHATWG encodings."""
     try:

@@ -9,6 +9,7 @@ from urllib.parse import urljoin, urlsplit
 from selectolax.lexbor import LexborHTMLParser
 
 from archiver.extract.decode import decoded
+from archiver.extract.requisites import Reference, page_requisites
 
 # Markup the parser sees: lexbor's work grows with the square of how deep elements nest (a page
 # of 40,000 nested <div> held a worker for seconds, 10 MB of them for minutes), so a page is cut
@@ -42,6 +43,7 @@ class PageInfo:
     published: str = ""
     lead_image: str = ""  # og:image / twitter:image, else the first article image; absolute
     text: str = ""  # the article's main text, for full-text search (at most MAX_TEXT characters)
+    requisites: tuple[Reference, ...] = ()  # what a browser loads to show it (when asked for)
 
 
 # Characters of an article's main text kept for the full-text index: most Chinese news articles
@@ -51,8 +53,9 @@ MAX_TEXT = 4_000
 _NOT_TEXT = "script, style, noscript, template, nav, header, footer, aside, form, iframe, svg, button"
 
 
-def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
-    """Title, publish time and lead image of an HTML page (body already content-decoded)."""
+def page_info(body: bytes, content_type: str, base_url: str, srcset_max: int = 0) -> PageInfo:
+    """Title, publish time and lead image of an HTML page (body already content-decoded); with
+    `srcset_max`, also its requisites (that many candidates of each srcset)."""
     text, charset, strict = decoded(body, content_type)
     # lexbor (through selectolax) parses a news page many times faster than the pure-Python parsers,
     # and parsing decides how fast capture and index can go. It reads UTF-8: a body that is UTF-8
@@ -94,7 +97,10 @@ def page_info(body: bytes, content_type: str, base_url: str) -> PageInfo:
     lead = urljoin(base_url, image) if image and not image.startswith("data:") else ""
     if lead and urlsplit(lead).scheme not in ("http", "https"):
         lead = ""
-    return PageInfo(charset=charset, title=title, published=published, lead_image=lead, text=main_text(tree))
+    # (before main_text, which takes the page's furniture out of the tree)
+    requisites = tuple(page_requisites(tree, base_url, srcset_max)) if srcset_max else ()
+    return PageInfo(charset=charset, title=title, published=published, lead_image=lead, text=main_text(tree),
+                    requisites=requisites)
 
 
 def main_text(tree: LexborHTMLParser) -> str:
