@@ -194,6 +194,12 @@ def _summary(report: CaptureReport) -> None:
           f"({total} attempted)", err=True)
     for reason, count in sorted(report.failed_by_reason.items()):
         _echo(f"  {reason}: {count}", err=True)
+    r = report.requisites
+    if r.fetched or r.failed or r.skipped or r.fresh:
+        _echo(f"requisites: {r.fetched} captured, {r.failed} failed, {r.skipped} skipped, "
+              f"{r.fresh} shared with pages captured before; {_human_size(r.stored_bytes)} stored"
+              + (f", {plural(r.revisits, 'revisit')} ({_human_size(r.revisit_bytes)} not stored again)"
+                 if r.revisits else ""), err=True)
     if report.failed:  # each was printed as it failed (FAILED ...)
         _echo("the failed seeds are listed above (FAILED); 'archiver export --status failed' lists them all, "
               "and the same command retries them", err=True)
@@ -233,11 +239,13 @@ def _capture_status(report: CaptureReport) -> ExitStatus:
 @click.option("--feed", "feeds", multiple=True, metavar="URL",
               help="also capture every item of the RSS/Atom feed at URL (repeatable)")
 @click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
+@click.option("--no-requisites", "no_requisites", is_flag=True,
+              help="capture pages and lead images only, not their stylesheets, scripts, fonts and images")
 @click.pass_context
 def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None, workers: int | None,
             timeout: float | None, max_size: int | None, allow_private: bool | None, feeds: tuple[str, ...],
-            cluster: str | None) -> None:
-    """Capture article pages and lead images into WARC files.
+            cluster: str | None, no_requisites: bool) -> None:
+    """Capture article pages, lead images and what the pages need to look as they did into WARC files.
 
     SOURCES are seed documents, URL-list files (one URL a line, '#' comments), RSS/Atom feed
     files, directories of these (searched recursively), http(s) article URLs, or '-' for a URL
@@ -248,7 +256,7 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     3 I/O, 4 cluster or worker failure, 130 interrupted.
     """
     cfg = _config(ctx, collection=collection, workers=workers, timeout=timeout, max_size=max_size,
-                  allow_private=allow_private, cluster=cluster)
+                  allow_private=allow_private, cluster=cluster, requisites=False if no_requisites else None)
     _check_sources(sources)
     started = time.monotonic()
     from archiver.capture.processes import start_processes
@@ -439,6 +447,12 @@ def _show_status(report: StatusReport) -> None:
         unindexed = f", {c.unindexed_files} not indexed yet" if c.unindexed_files else ""
         _echo(f"  WARC files     {c.warc_files}, {_human_size(c.warc_bytes)}{unindexed}")
         _echo(f"  last capture   {c.last_capture_time or '-'}")
+        r = c.requisites
+        if r.urls:
+            _echo(f"  requisites     {r.urls} URLs ({r.ok} captured, {r.failed} failed, {r.skipped} skipped), "
+                  f"{_human_size(r.stored_bytes)} stored")
+            _echo(f"    saved        {_human_size(r.shared_bytes)} by sharing between pages, "
+                  f"{_human_size(r.revisit_bytes)} by revisit records")
         if c.search_pending:
             _echo(f"  search         {c.search_pending} articles not indexed for search yet "
                        "(the next 'archiver search' indexes them)")
@@ -550,9 +564,11 @@ def search(ctx: click.Context, query: tuple[str, ...], collection: str | None, l
 @click.option("-c", "--collection", help=COLLECTION_HELP)
 @click.option("--every", default="15m", show_default=True, help="time between rounds: 30s, 15m, 1h, ...")
 @click.option("--allow-private", is_flag=True, default=None, help="allow loopback/private/link-local targets")
+@click.option("--no-requisites", "no_requisites", is_flag=True,
+              help="capture pages and lead images only, not their stylesheets, scripts, fonts and images")
 @click.pass_context
 def watch(ctx: click.Context, feeds: tuple[str, ...], collection: str | None, every: str,
-          allow_private: bool | None) -> None:
+          allow_private: bool | None, no_requisites: bool) -> None:
     """Keep capturing the new items of RSS/Atom feeds (URLs or files) until stopped.
 
     Each round captures the items not captured yet (never the same item twice, across restarts)
@@ -561,7 +577,8 @@ def watch(ctx: click.Context, feeds: tuple[str, ...], collection: str | None, ev
     from archiver.config import parse_duration
     from archiver.watch import watch as watch_lib
 
-    cfg = _config(ctx, collection=collection, allow_private=allow_private)
+    cfg = _config(ctx, collection=collection, allow_private=allow_private,
+                  requisites=False if no_requisites else None)
     interval = parse_duration(every)
     progress = _CaptureProgress(ctx)
 

@@ -58,6 +58,11 @@ class Config:
     warc_prefix: str = "archiver"
     user_agent: str = "archiver/0.1 (news preservation; WARC capture)"
     lead_images: bool = True
+    requisites: bool = True
+    requisites_max: int = 150
+    requisites_max_bytes: int = 25 * 1024 * 1024
+    requisites_max_age: float = 86_400.0
+    srcset_max: int = 8
     feed_max_items: int = 10_000
     feed_max_item_size: int = 1024 * 1024
     retries: int = 3
@@ -116,6 +121,12 @@ KEY_HELP: dict[str, str] = {
     "warc_prefix": "first part of every WARC file name",
     "user_agent": "User-Agent header sent with every request",
     "lead_images": "also capture each article's lead image",
+    "requisites": "also capture what each page needs to look as it did: stylesheets, scripts, fonts, images",
+    "requisites_max": "requisites captured for one page at most; the rest are counted as skipped",
+    "requisites_max_bytes": "bytes of requisites fetched for one page at most (and of one requisite)",
+    "requisites_max_age": "a requisite captured this long ago is fetched again (seconds, or 30m, 12h, 1d, ...; "
+                          "0: every time); an identical one is kept as a revisit record, no body",
+    "srcset_max": "candidates of one srcset captured at most",
     "feed_max_items": "items read of one RSS/Atom feed; the rest are reported, not captured",
     "feed_max_item_size": "bytes of one feed item (its seed document); a larger item is reported, not captured",
     "retries": "extra tries after 429/5xx answers, cut bodies and connection errors",
@@ -127,6 +138,7 @@ KEY_HELP: dict[str, str] = {
 }
 
 CONFIG_KEYS = tuple(KEY_HELP)
+DURATIONS = frozenset({"requisites_max_age"})  # keys that also take a duration: 30m, 12h, 1d
 
 
 def _validated(cfg: Config) -> Config:
@@ -146,6 +158,9 @@ def _validated(cfg: Config) -> Config:
         (cfg.host_concurrency >= 1, "host_concurrency must be at least 1"),
         (cfg.host_delay >= 0, "host_delay must not be negative"),
         (cfg.max_size > 0, "max_size must be positive"),
+        (cfg.requisites_max >= 0 and cfg.requisites_max_bytes >= 1 and cfg.requisites_max_age >= 0
+         and cfg.srcset_max >= 1, "requisites_max, requisites_max_bytes, requisites_max_age and srcset_max "
+                                  "must not be negative (srcset_max and requisites_max_bytes at least 1)"),
         (cfg.feed_max_items >= 1 and cfg.feed_max_item_size >= 1024,
          "feed_max_items must be at least 1 and feed_max_item_size at least 1024"),
         (cfg.warc_max_size > 0, "warc_max_size must be positive"),
@@ -188,6 +203,11 @@ def load(root: Path, **overrides: Any) -> Config:
 
 
 def _coerce(path: Path, key: str, value: Any, type_name: str) -> Any:
+    if key in DURATIONS and isinstance(value, str):
+        try:
+            return parse_duration(value, f"archiver.{key}", minimum=0)
+        except UsageError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
     if key == "storage_options":
         if value is None:
             return ""

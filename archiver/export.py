@@ -356,7 +356,8 @@ def parquet_schema() -> Any:
     stamp = pa.timestamp("ms", tz="UTC")
     types = dict.fromkeys(FIELDS, pa.string())
     types.update(seed_timestamp=stamp, seed_time=stamp, capture_time=stamp, status=pa.int32(),
-                 lead_image_status=pa.int32(), warc_offset=pa.int64(), warc_length=pa.int64(), attempts=pa.int32())
+                 lead_image_status=pa.int32(), warc_offset=pa.int64(), warc_length=pa.int64(), attempts=pa.int32(),
+                 requisites=pa.int32(), requisites_failed=pa.int32(), requisites_skipped=pa.int32())
     columns = []
     for name in FIELDS:
         columns.append(pa.field(name, types[name]))

@@ -11,6 +11,7 @@ from typing import Any
 from archiver.collection import Collection, collection_names
 from archiver.config import Config
 from archiver.errors import UsageError
+from archiver.index.links import Totals, totals
 from archiver.index.metadata import Store
 from archiver.storage import LocalStorage, collection_storage, warc_sizes
 
@@ -29,6 +30,7 @@ class CollectionStatus:
     open_files: list[str] = field(default_factory=list)  # *.open: being written, or left by a killed run
     has_index: bool = False
     search_pending: int = 0  # captured articles whose text the next `archiver search` indexes first
+    requisites: Totals = field(default_factory=Totals)  # what the pages needed, and what sharing saved
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def collection_status(cfg: Config, collection: Collection) -> CollectionStatus:
         ).fetchall())
         indexed = store.indexed_files()
         search_pending = store.pending_span()[0]
+        requisites = totals(db)
     return CollectionStatus(
         name=collection.name,
         seeds=seeds,
@@ -83,4 +86,5 @@ def collection_status(cfg: Config, collection: Collection) -> CollectionStatus:
         open_files=open_files,
         has_index=True,
         search_pending=search_pending,
+        requisites=requisites,
     )

@@ -45,14 +45,14 @@ def test_batches_leave_full_or_after_waiting_and_never_two_per_shard() -> None:
         batcher.add(Seed(url=f"http://a.example/{n}", source="s"))
     batcher.add(Seed(url="http://b.example/0", source="s"))
     first = batcher.take(busy=set(), ended=False, limit=10)
-    assert [len(b.seeds) for b in first] == [3]  # a.example's first full batch; b.example waits
+    assert [len(b.items) for b in first] == [3]  # a.example's first full batch; b.example waits
     shard = first[0].shard
     assert batcher.take(busy={shard}, ended=False, limit=10) == []  # one batch per shard in flight
-    assert [len(b.seeds) for b in batcher.take(busy=set(), ended=False, limit=10)] == [3]
+    assert [len(b.items) for b in batcher.take(busy=set(), ended=False, limit=10)] == [3]
     now[0] = 5.0  # the leftovers have waited long enough
     rest = batcher.take(busy=set(), ended=False, limit=10)
-    assert sorted(len(b.seeds) for b in rest) == [1, 1] and batcher.buffered == 0
-    assert [s.url for b in first for s in b.seeds] == [f"http://a.example/{n}" for n in range(3)]
+    assert sorted(len(b.items) for b in rest) == [1, 1] and batcher.buffered == 0
+    assert [s.url for b in first for s in b.items] == [f"http://a.example/{n}" for n in range(3)]
 
 
 def test_two_batches_of_the_same_urls_never_share_a_name() -> None:
@@ -75,8 +75,8 @@ def test_two_batches_of_the_same_urls_never_share_a_name() -> None:
 def test_fragments_keep_rows_exactly(tmp_path: Path) -> None:
     article = Article(url="http://a/1", title="标题 \"x\"\n", seed_timestamp=1696553101000, seed_time="t",
                       page_title="", published="", capture_time="c", status=None, final_url="", lead_image_url="",
-                      lead_image_status=None, lead_image_error="",
-                      warc_file="f.warc.gz", warc_offset=0, warc_length=None,
+                      lead_image_status=None, lead_image_error="", warc_file="f.warc.gz", warc_offset=0,
+                      warc_length=None,
                       payload_digest="", replay_path="", source="s", error="", attempts=2)
     entries = [Entry(article, ["a 1 {}", "b 2 {}"], "", "正文"), Entry(article, [], "why", "")]
     storage = LocalStorage(tmp_path)
@@ -113,7 +113,7 @@ def test_a_batch_run_twice_leaves_its_outputs_once(cfg: Config, site: NewsSite, 
     entries, files = collect(job, second)
     assert sorted(p.name for p in archive.iterdir()) == names == sorted(name for name, _ in files)
     assert not extra.exists()  # not named by the committed fragment: removed
-    assert sorted(e.article.url for e in entries) == sorted(s.url for s in job.batch.seeds)
+    assert sorted(e.article.url for e in entries) == sorted(s.url for s in job.batch.items)
     assert all(e.article.warc_file in names for e in entries)
     check_with_third_party_tools(archive)
 

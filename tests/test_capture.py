@@ -74,8 +74,8 @@ def test_rows_carry_seed_and_page_metadata(captured, site: NewsSite) -> None:
     assert plain.page_title == "普通文章"
     assert plain.published == "2023-10-06T02:11:00+02:00"
     assert plain.status == 200 and plain.final_url == site.url + "/plain.html"
-    assert (plain.lead_image_url == site.url + "/img/lead.jpg"
-        and plain.lead_image_status == 200 and plain.lead_image_error == "")
+    assert plain.lead_image_url == site.url + "/img/lead.jpg"
+    assert plain.lead_image_status == 200 and plain.lead_image_error == ""
     assert plain.payload_digest == sha1(PAGES["/plain.html"][2])
     assert plain.replay_path.startswith("/news/2024010203") and plain.replay_path.endswith(site.url + "/plain.html")
     assert plain.source == "seeds/000.txt"

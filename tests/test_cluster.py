@@ -23,6 +23,7 @@ from archiver.export import export
 from archiver.index.metadata import Store
 
 from .conftest import FAST_YAML
+from .support.cdnsite import SHARED, CdnSite, own_requisites
 from .support.daskcluster import dask_cluster
 from .support.newsite import NewsSite, seed_document
 from .support.warcs import check_with_third_party_tools
@@ -156,3 +157,29 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path, sites: list[N
     assert capture.returncode == 4, capture.stdout + capture.stderr  # the cluster, not the seeds
     assert f"error: cannot connect to the Dask scheduler at tcp://127.0.0.1:{port}" in capture.stderr
     assert "Traceback" not in capture.stderr
+
+
+@pytest.mark.parametrize("where", ["cluster", "processes"])
+def test_shared_requisites_are_fetched_once_by_workers_anywhere(tmp_path: Path, cluster: Path, where: str) -> None:
+    """Articles of two hosts (two shards) run on different workers and share one static host: each
+    shared requisite is fetched once all the same, because only the capture process decides."""
+    cdn = CdnSite()
+    try:
+        (tmp_path / "seeds").mkdir()
+        (tmp_path / "config.yaml").write_text(FAST_YAML + "  batch_size: 2\n  batch_wait: 0.05\n"
+                                              + ("  processes: 2\n" if where == "processes" else ""))
+        urls = [cdn.article(n).replace("127.0.0.1", "localhost") if n % 2 else cdn.article(n) for n in range(16)]
+        (tmp_path / "seeds" / "urls.txt").write_text("".join(u + "\n" for u in urls))
+        args = ["--cluster", str(cluster)] if where == "cluster" else []
+        done = subprocess.run([sys.executable, "-m", "archiver", "--root", str(tmp_path), "capture", "--allow-private",
+                               *args], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        assert all(cdn.static_hits[path] == 1 for path in SHARED), cdn.static_hits
+        assert all(cdn.static_hits[path] == 1 for n in range(16) for path in own_requisites(n))
+        out = io.StringIO()
+        export(load(tmp_path), out, "jsonl")
+        counts = {(row["requisites"], row["requisites_failed"], row["requisites_skipped"])
+                  for row in map(json.loads, out.getvalue().splitlines())}
+        assert counts == {(len(SHARED) + len(own_requisites(0)), 0, 0)}
+    finally:
+        cdn.stop()

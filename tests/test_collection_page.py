@@ -31,8 +31,8 @@ from .test_templates import watched_page
 XSS_TITLE = "<img src=x onerror=alert(1)>"
 BASE = Article(
     url="", title="", seed_timestamp=None, seed_time="", page_title="", published="", capture_time="",
-    status=200, final_url="",
-    lead_image_url="", lead_image_status=None, lead_image_error="", warc_file="a.warc.gz", warc_offset=0,
+    status=200, final_url="", lead_image_url="", lead_image_status=None, lead_image_error="", warc_file="a.warc.gz",
+    warc_offset=0,
     warc_length=1, payload_digest="", replay_path="", source="seeds/x.txt", error="", attempts=1,
 )
 

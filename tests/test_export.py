@@ -38,9 +38,10 @@ def test_export_has_every_documented_field_in_order(tmp_path: Path) -> None:
     header = out.getvalue().splitlines()[0].split(",")
     assert header == [
         "url", "title", "seed_timestamp", "seed_time", "page_title", "published", "capture_time", "status",
-        "final_url", "lead_image_url", "lead_image_status", "lead_image_error",
-        "warc_file", "warc_offset", "warc_length",
-        "payload_digest", "replay_path", "source", "error", "attempts",
+        "final_url", "lead_image_url", "lead_image_status", "lead_image_error", "warc_file", "warc_offset",
+        "warc_length",
+        "payload_digest", "replay_path", "source", "error", "attempts", "requisites", "requisites_failed",
+        "requisites_skipped",
     ]
 
 

@@ -22,7 +22,7 @@ from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.export import Filters, export
-from archiver.index.metadata import FIELDS, Article, Store
+from archiver.index.metadata import FIELDS, INTEGER_FIELDS, Article, Store
 
 from .support.newsite import NewsSite, seed_document
 
@@ -30,7 +30,7 @@ T0 = 1696553101000  # 2023-10-06T00:45:01Z
 
 
 def article(url: str, **changes: object) -> Article:
-    base: dict[str, object] = dict.fromkeys(FIELDS, "")
+    base: dict[str, object] = {name: None if name in INTEGER_FIELDS else "" for name in FIELDS}
     base.update(url=url, title="t", seed_timestamp=T0, seed_time="2023-10-06T00:45:01Z",
                 capture_time="2024-01-02T03:04:05Z", status=200, warc_offset=0, warc_length=10, attempts=1,
                 lead_image_status=None)
@@ -95,10 +95,10 @@ def test_parquet_reads_back_in_duckdb_with_proper_types_and_values(tmp_path: Pat
     assert list(types) == [*FIELDS[:6], "published_utc", *FIELDS[6:]]
     assert {k: types[k] for k in ("seed_timestamp", "seed_time", "capture_time", "published_utc")} == dict.fromkeys(
         ("seed_timestamp", "seed_time", "capture_time", "published_utc"), stamp)
-    assert (types["status"], types["attempts"], types["lead_image_status"]) == ("INTEGER",) * 3
+    counts = ("status", "attempts", "lead_image_status", "requisites", "requisites_failed", "requisites_skipped")
+    assert {types[name] for name in counts} == {"INTEGER"}
     assert (types["warc_offset"], types["warc_length"]) == ("BIGINT", "BIGINT")
-    strings = set(FIELDS) - {"seed_timestamp", "seed_time", "capture_time", "status", "warc_offset",
-                             "warc_length", "attempts", "lead_image_status"}
+    strings = set(FIELDS) - {"seed_timestamp", "seed_time", "capture_time", "warc_offset", "warc_length", *counts}
     assert {types[name] for name in strings} == {"VARCHAR"}
 
     got = {r[0]: r for r in read_parquet(out, "SELECT url, title, seed_timestamp, seed_time, published, "

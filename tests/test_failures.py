@@ -78,7 +78,7 @@ def _capture_process(root: Path, file_size_limit: int | None = None) -> subproce
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("limit", "where"), [(40_000, "opening the metadata index"),
-                                              (100_000, "writing the WARC files")])
+                                              (150_000, "writing the WARC files")])
 def test_a_full_disk_stops_capture_with_the_io_status_and_the_next_run_resumes(tmp_path: Path, site: NewsSite,
                                                                                limit: int, where: str) -> None:
     root = tmp_path / "root"

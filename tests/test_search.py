@@ -89,8 +89,8 @@ def test_results_from_every_shard_are_merged_in_rank_order(tmp_path: Path) -> No
     collection = Collection.at(tmp_path, "news")
     collection.create()
     blank = Article(url="", title="", seed_timestamp=None, seed_time="", page_title="", published="",
-                    capture_time="", status=200, final_url="",
-                    lead_image_url="", lead_image_status=None, lead_image_error="",
+                    capture_time="", status=200, final_url="", lead_image_url="", lead_image_status=None,
+                    lead_image_error="",
                     warc_file="", warc_offset=None, warc_length=None, payload_digest="", replay_path="",
                     source="s", error="", attempts=1)
     with Store(collection.db_path) as store:

@@ -232,8 +232,8 @@ def test_pages_list_one_page_per_captured_article(packed: Packed) -> None:
 def test_page_title_falls_back_to_the_seed_title() -> None:
     row = Article(url="https://example.org/a", title="种子标题", seed_timestamp=None, seed_time="", page_title="",
                   published="", capture_time="2024-01-02T03:04:05Z", status=200, final_url="https://example.org/a",
-                  lead_image_url="", lead_image_status=None, lead_image_error="",
-                  warc_file="x.warc.gz", warc_offset=0, warc_length=1,
+                  lead_image_url="", lead_image_status=None, lead_image_error="", warc_file="x.warc.gz", warc_offset=0,
+                  warc_length=1,
                   payload_digest="", replay_path="", source="", error="", attempts=1)
     page = wacz_module.page_of(row)
     assert page["title"] == "种子标题" and page["ts"] == "2024-01-02T03:04:05Z"

@@ -18,18 +18,21 @@ import concurrent.futures as cf
 import itertools
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from archiver.capture.seed import Outputs, SeedEnv, capture_seed_safely
+from archiver.capture.outputs import Outputs, SeedEnv
+from archiver.capture.requisites import Requisite, RequisiteDone, capture_requisite_safely
+from archiver.capture.seed import capture_seed_safely
 from archiver.capture.shards import Batch
 from archiver.collection import OPEN_SUFFIX, Collection
 from archiver.config import Config
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy
 from archiver.index.fragments import Entry, orphans, write_fragment
+from archiver.index.links import Previous
 from archiver.seeds.model import Seed
 from archiver.storage import collection_storage
 from archiver.warc.record import new_record_id, utc_now
@@ -46,6 +49,8 @@ class BatchJob:
     collection: Collection
     batch: Batch
     stamp: str  # the 14-digit time the batch was formed: in its names, the same when it is run again
+    # the last payloads of the batch's seeds and lead images fetched before: the same again is a revisit
+    known: Mapping[str, Previous] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -61,7 +66,7 @@ class BatchJob:
         """Threads worth giving the batch: no more than its hosts' politeness allows (more would only
         wait at the gate). Those fetching at once across batches are bounded by the process's pool."""
         batch, cfg = self.batch, self.cfg
-        return max(1, min(cfg.workers, len(batch.seeds), cfg.host_concurrency * batch.hosts))
+        return max(1, min(cfg.workers, len(batch.items), cfg.host_concurrency * batch.hosts))
 
 
 # How often a batch asks whether to stop: on a cluster, each question is a round trip to the
@@ -92,6 +97,7 @@ class BatchDone:
     name: str
     fragment: str  # its name in the collection's storage
     seeds: int
+    requisites: tuple[RequisiteDone, ...]
     # what the fragment holds, handed back with it: the capture process need not read it back
     # (nor load pyarrow, tens of MB, to do so)
     files: tuple[str, ...]
@@ -143,18 +149,21 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
 
     stopped = _Every(stop, STOP_CHECK_SECONDS) if stop is not None else (lambda: False)
 
-    def one(seed: Seed) -> Entry | None:
+    def one(item: Seed | Requisite) -> Entry | RequisiteDone | None:
         if stopped():
             return None
-        return capture_seed_safely(env, outputs, seed)
+        if isinstance(item, Requisite):
+            return capture_requisite_safely(env, outputs, item)
+        return capture_seed_safely(env, outputs, item, job.known)
 
     try:
         if pool is None:
             with cf.ThreadPoolExecutor(job.threads, thread_name_prefix=f"batch-{job.batch.shard}") as threads:
-                found = list(threads.map(one, job.batch.seeds))
+                found = list(threads.map(one, job.batch.items))
         else:
-            found = bounded_map(pool.executor, one, job.batch.seeds, job.threads)
-        entries = [entry for entry in found if entry is not None]
+            found = bounded_map(pool.executor, one, job.batch.items, job.threads)
+        entries = [entry for entry in found if isinstance(entry, Entry)]
+        requisites = tuple(done for done in found if isinstance(done, RequisiteDone))
     finally:
         files = outputs.close()
         if own:
@@ -163,7 +172,7 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
         storage.publish(path, f"archive/{path.name}")
     names = [p.name for p in files]
     fragment = write_fragment(storage, job.name, names, entries)
-    return BatchDone(job.name, fragment, len(entries), tuple(names), tuple(entries))
+    return BatchDone(job.name, fragment, len(entries), requisites, tuple(names), tuple(entries))
 
 
 def bounded_map(executor: cf.Executor, func: Callable[[T], R], items: list[T], limit: int) -> list[R]:

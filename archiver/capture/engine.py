@@ -16,20 +16,21 @@ from __future__ import annotations
 import concurrent.futures as cf
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
 from archiver.capture.batch import BatchDone, BatchJob, Outcome, SeedPool, collect, run_batch
+from archiver.capture.requisites import Requisite, RequisiteDone
 from archiver.capture.seed import failed_entry
-from archiver.capture.shards import Batcher
+from archiver.capture.shards import Batcher, Work
 from archiver.collection import Collection
 from archiver.config import Config
 from archiver.errors import DiskError, is_disk_error
 from archiver.fetch.client import Fetcher
 from archiver.fetch.netguard import AddressPolicy
 from archiver.index.fragments import Entry
-from archiver.seeds.model import Seed
+from archiver.index.links import Previous
 from archiver.warc.record import new_record_id, timestamp14, utc_now
 
 
@@ -55,11 +56,13 @@ class Runner(Protocol):
 
 
 class BatchEngine:
-    """Seeds in (`submit`), entries of committed batches out (`results`)."""
+    """Seeds and requisites in (`submit`), what became of them out (`results`), once their batch committed."""
 
     def __init__(self, cfg: Config, collection: Collection, runner: Runner,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 known: Callable[[list[Work]], Mapping[str, Previous]] = lambda items: {}) -> None:
         self.cfg = cfg
+        self.known = known  # the last payloads of a batch's URLs, asked for as it leaves
         self.collection = collection
         self.runner = runner
         self.clock = clock
@@ -69,8 +72,8 @@ class BatchEngine:
         self.ended = False
         self.files: list[tuple[str, int]] = []  # (name, size) of the complete WARC files collected
 
-    def submit(self, seed: Seed) -> None:
-        self.batcher.add(seed)
+    def submit(self, item: Work) -> None:
+        self.batcher.add(item)
         self._dispatch()
 
     def room(self) -> bool:
@@ -83,7 +86,7 @@ class BatchEngine:
         self._dispatch()
 
     def pending(self) -> int:
-        return self.batcher.buffered + sum(len(job.batch.seeds) for job in self.busy.values())
+        return self.batcher.buffered + sum(len(job.batch.items) for job in self.busy.values())
 
     def _dispatch(self) -> None:
         while self.runner.has_room():
@@ -91,29 +94,32 @@ class BatchEngine:
             batches = self.batcher.take(set(self.busy), self.ended, limit=1, crowded=crowded)
             if not batches:
                 return
-            job = BatchJob(self.cfg, self.collection, batches[0], timestamp14(self.clock()))
+            batch = batches[0]
+            job = BatchJob(self.cfg, self.collection, batch, timestamp14(self.clock()), self.known(batch.items))
             self.busy[job.batch.shard] = job
             self.runner.start(job)
 
-    def results(self, timeout: float) -> list[Entry]:
-        """Entries of the batches committed since the last call; waits up to `timeout`."""
+    def results(self, timeout: float) -> list[Entry | RequisiteDone]:
+        """What became of the items of the batches committed since the last call; waits up to `timeout`."""
         self._dispatch()
         if not self.busy:
             if self.batcher.buffered:
                 time.sleep(min(timeout, 0.05))  # a batch still filling up, or waiting its turn
                 self._dispatch()
             return []
-        out: list[Entry] = []
+        out: list[Entry | RequisiteDone] = []
         for job, outcome in self.runner.finished(timeout):
             del self.busy[job.batch.shard]
             if isinstance(outcome, BaseException):
                 if is_disk_error(outcome):
                     raise DiskError(f"writing the WARC files of batch {job.name}", outcome)
                 detail = f"{type(outcome).__name__}: {outcome}"
-                out.extend(failed_entry(seed, "batch_failed", detail) for seed in job.batch.seeds)
+                out.extend(RequisiteDone(item, None, detail=detail) if isinstance(item, Requisite)
+                           else failed_entry(item, "batch_failed", detail) for item in job.batch.items)
                 continue
             entries, files = collect(job, outcome)
             out.extend(entries)
+            out.extend(outcome.requisites)
             self.files.extend(files)
         self._dispatch()
         return out

@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import IO
 
 from archiver.capture.engine import BatchEngine, Runner, ThreadRunner
+from archiver.capture.planner import Planner, Tally
 from archiver.capture.processes import start_processes
+from archiver.capture.requisites import Requisite, RequisiteDone
 from archiver.collection import Collection, locked
 from archiver.config import Config
 from archiver.errors import ArchiverError, SeedError, UsageError
@@ -66,6 +68,7 @@ class CaptureReport:
     replay_index_error: str = ""  # ...or why it could not be
     mended: list[str] = field(default_factory=list)  # leftovers of a killed run, mended before it started
     skipped_files: list[str] = field(default_factory=list)  # files in archive/ that cannot be indexed, and why
+    requisites: Tally = field(default_factory=Tally)  # what the pages needed to look as they did
 
     def fail(self, event: Event) -> None:
         self.failed += 1
@@ -123,7 +126,7 @@ def _capture(cfg: Config, sources: Iterable[str], stdin: IO[str] | None,
         engine = BatchEngine(cfg, collection, runner, clock)
         seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin,
                                                                                          FeedLimits.of(cfg)))
-        report = _run(cfg, collection, seeds, on_event or (lambda event: None), engine)
+        report = _run(cfg, collection, seeds, on_event or (lambda event: None), engine, clock)
         report.mended, report.skipped_files = leftovers.mended, leftovers.unreadable
         if report.files:
             try:  # replay reads a zipnum or Redis copy of index.cdxj: it must see the new captures too
@@ -152,18 +155,28 @@ def _feed_items(cfg: Config, feeds: Iterable[str], clock: Callable[[], datetime]
 
 
 def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
-         notify: Callable[[Event], None], engine: BatchEngine) -> CaptureReport:
+         notify: Callable[[Event], None], engine: BatchEngine, clock: Callable[[], datetime]) -> CaptureReport:
     report = CaptureReport()
     seen: set[str] = set()
     # the replay-index lines of this run's records, kept in sorted runs (memory stays flat)
     with Store(collection.db_path) as store, PendingLines(collection) as lines:
+        planner = Planner(cfg, store, clock)
+        report.requisites = planner.tally
+        engine.known = planner.known
 
-        def record(results: list[Entry]) -> None:
-            _record(results, store, lines, report, notify)
+        def record(results: list[Entry | RequisiteDone]) -> None:
+            more = _record(results, store, lines, report, notify, planner)
+            if not report.interrupted:  # (else left for the next run, which finds them in the index)
+                for item in more:
+                    engine.submit(item)
 
         files = []
         try:
             try:
+                for item in planner.resume():  # what a run stopped before fetching
+                    while not engine.room():
+                        record(engine.results(1.0))
+                    engine.submit(item)
                 for seed in _todo(seeds, store, seen, report, notify):
                     while not engine.room():
                         record(engine.results(1.0))
@@ -178,6 +191,8 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
                     record(engine.results(1.0))
         finally:
             files = engine.close()
+        with store.transaction():  # (left to the next run if this one fails: the changes stay noted)
+            store.recount()  # the requisite counts of the articles whose requisites changed
         # every file of the run is complete: its records join the replay index
         add_files(collection, store, files, lines)
         report.files = len(files)
@@ -205,17 +220,25 @@ def _todo(items: Iterator[Seed | BadSeed], store: Store, seen: set[str], report:
             yield item
 
 
-def _record(results: list[Entry], store: Store, lines: PendingLines, report: CaptureReport,
-            notify: Callable[[Event], None]) -> None:
+def _record(results: list[Entry | RequisiteDone], store: Store, lines: PendingLines, report: CaptureReport,
+            notify: Callable[[Event], None], planner: Planner) -> list[Requisite]:
+    """Record what came back; returns the requisites it needs fetched."""
     if not results:
-        return
+        return []
+    more: list[Requisite] = []
+    entries: list[Entry] = []
     with store.transaction():  # one commit for the lot; their batches are committed already
         for result in results:
+            lines.add(result.cdxj)
+            if isinstance(result, RequisiteDone):
+                more += planner.done(result)
+                continue
+            entries.append(result)
             store.put(result.article)
             if result.text:  # searchable once `archiver search` has indexed it (index/fulltext.py)
                 store.queue_text(result.article.url, result.article.search_title, result.text)
-            lines.add(result.cdxj)
-    for result in results:
+            more += planner.page(result)
+    for result in entries:
         article = result.article
         if article.error:
             event = Event("failed", article.source, article.url, article.error, result.detail)
@@ -224,3 +247,4 @@ def _record(results: list[Entry], store: Store, lines: PendingLines, report: Cap
             event = Event("captured", article.source, article.url)
             report.captured += 1
         notify(event)
+    return more

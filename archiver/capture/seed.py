@@ -7,24 +7,18 @@ process, a worker process or a Dask worker. Everything it needs travels in a `Se
 from __future__ import annotations
 
 import html
-import itertools
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Callable, Mapping
 
 import nh3
 
-from archiver.collection import Collection
-from archiver.config import Config
+from archiver.capture.outputs import Outputs, SeedEnv, SharedFile, write_chain
 from archiver.errors import is_disk_error
 from archiver.extract.decode import MAX_DECODED, decode_body, is_html
 from archiver.extract.page import PageInfo, page_info
-from archiver.fetch.client import Chain, Exchange, Fetcher
+from archiver.fetch.client import Chain, Exchange
 from archiver.index.cdxj import cdxj_line
 from archiver.index.fragments import Entry
+from archiver.index.links import LINKS_TYPE, Links, Previous, capture_of, dated, links_block
 from archiver.index.metadata import Article
 from archiver.index.rows import SeedRecord, build_article
 from archiver.seeds.model import Seed
@@ -42,96 +36,7 @@ from archiver.warc.record import (
     record_uri,
     warc_date,
 )
-from archiver.warc.write import (
-    RecordSpec,
-    WarcFile,
-    encode_record,
-    metadata_spec,
-    request_spec,
-    resource_spec,
-    response_spec,
-    warcinfo_fields,
-)
-
-
-@dataclass
-class SeedEnv:
-    """What the threads capturing one batch share: settings, the fetcher, the clock and ID source."""
-
-    cfg: Config
-    collection: Collection
-    fetcher: Fetcher
-    clock: Callable[[], datetime]
-    new_id: Callable[[], str]
-
-
-class _Shared:
-    """A WARC file written by several threads: one record at a time."""
-
-    def __init__(self, file: WarcFile) -> None:
-        self.file = file
-        self.lock = threading.Lock()
-        self.users = 0
-        self.retiring = False
-
-    def write(self, spec: RecordSpec) -> Written:
-        encoded = encode_record(spec)  # outside the lock: compressing is most of the work
-        with self.lock:
-            return self.file.append(encoded)
-
-    def flush(self) -> None:
-        with self.lock:
-            self.file.flush()
-
-
-class Outputs:
-    """The WARC files of one batch: `<base>-000.warc.gz`, `-001`, ... (a new one past warc_max_size).
-
-    The threads of a batch share the current file, so a batch makes one file, not one per thread;
-    a file is closed once it is full and no seed is still writing to it.
-    """
-
-    def __init__(self, env: SeedEnv, base: str, directory: Path) -> None:
-        self.env = env
-        self.base = base
-        self.directory = directory  # where files are written (the archive itself, or a spool to upload from)
-        self._lock = threading.Lock()
-        self._current: _Shared | None = None
-        self._serial = itertools.count()
-        self.finished: list[Path] = []  # complete files, in order
-
-    @contextmanager
-    def session(self) -> Iterator[_Shared]:
-        """The file one seed writes its records to."""
-        with self._lock:
-            out = self._current
-            if out is None or out.file.size >= self.env.cfg.warc_max_size:
-                if out is not None:
-                    out.retiring = True
-                    if out.users == 0:
-                        self.finished.append(out.file.close())
-                out = self._current = self._new_file()
-            out.users += 1
-        try:
-            yield out
-        finally:
-            with self._lock:
-                out.users -= 1
-                if out.retiring and out.users == 0:
-                    self.finished.append(out.file.close())
-
-    def _new_file(self) -> _Shared:
-        env = self.env
-        name = f"{self.base}-{next(self._serial):03d}.warc.gz"
-        return _Shared(WarcFile(self.directory, name, env.clock, env.new_id,
-                                warcinfo_fields({"isPartOf": env.collection.name})))
-
-    def close(self) -> list[Path]:
-        with self._lock:
-            out, self._current = self._current, None
-            if out is not None and not out.retiring:
-                self.finished.append(out.file.close())
-        return self.finished
+from archiver.warc.write import metadata_spec, resource_spec
 
 
 def render_feed_copy(seed: Seed, error: str, body_html: str) -> bytes:
@@ -174,38 +79,28 @@ def lead_image_status(chain: Chain) -> str:
     return str(final.status)
 
 
-def _write_chain(out: _Shared, chain: Chain, new_id: Callable[[], str]) -> list[Written]:
-    """Response and request records of every exchange; returns the responses."""
-    responses = []
-    for exchange in chain.exchanges:
-        date = warc_date(exchange.started)
-        response = out.write(response_spec(exchange, new_id(), date))
-        out.write(request_spec(exchange, new_id(), date, response.record_id))
-        responses.append(response)
-    return responses
-
-
-def _page(exchange: Exchange) -> PageInfo | None:
+def _page(exchange: Exchange, srcset_max: int) -> PageInfo | None:
     if not is_html(exchange.content_type):
         return None
     body = decode_body(exchange.read_body(MAX_DECODED), exchange.header("content-encoding"))
-    return page_info(body, exchange.content_type, exchange.url)
+    return page_info(body, exchange.content_type, exchange.url, srcset_max)
 
 
-def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed) -> Entry:
+def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed, known: Mapping[str, Previous]) -> Entry:
+    """Capture `seed`; `known`: the last payloads of URLs fetched before (a repeat is a revisit)."""
     with outputs.session() as out:
-        entry = _capture_seed(env, out, seed)
+        entry = _capture_seed(env, out, seed, known)
         out.flush()  # a run killed later keeps this seed: mending keeps what reached the file
         return entry
 
 
-def _capture_seed(env: SeedEnv, out: _Shared, seed: Seed) -> Entry:
-    fetcher, new_id = env.fetcher, env.new_id
+def _capture_seed(env: SeedEnv, out: SharedFile, seed: Seed, known: Mapping[str, Previous]) -> Entry:
+    fetcher, new_id, cfg = env.fetcher, env.new_id, env.cfg
     page_chain = fetcher.follow(seed.url)
     try:
-        responses = _write_chain(out, page_chain, new_id)
+        responses, revisit = write_chain(out, page_chain, new_id, known.get(seed.url))
         final = page_chain.final
-        page = _page(final) if final is not None else None
+        page = _page(final, cfg.srcset_max if cfg.requisites else 0) if final is not None else None
     finally:
         page_chain.close()
     error = seed_error(page_chain)
@@ -213,24 +108,31 @@ def _capture_seed(env: SeedEnv, out: _Shared, seed: Seed) -> Entry:
     lead_status = ""
     if len(lead) > MAX_URL:  # not fetched, and not written into the metadata record's header
         lead, lead_status = "", "url_too_long"
-    indexed: list[Written]
-    if lead and env.cfg.lead_images:
+    indexed = list(responses)
+    finals = [responses[-1] if responses else None]  # the record each links record stands beside
+    links = [page_links(seed.url, page_chain, responses, error, known.get(seed.url) if revisit else None,
+                        page if not error else None, cfg.requisites_max if cfg.requisites else -1)]
+    if lead and cfg.lead_images:
         referer = final.url if final is not None else seed.url
         image_chain = fetcher.follow(lead, referer=referer)
         try:
-            image_responses = _write_chain(out, image_chain, new_id)
+            image_responses, image_revisit = write_chain(out, image_chain, new_id, known.get(lead))
         finally:
             image_chain.close()
-        indexed = responses + image_responses
+        indexed += image_responses
+        finals.append(image_responses[-1] if image_responses else None)
         lead_status = lead_image_status(image_chain)
-    else:
-        indexed = list(responses)
+        links.append(page_links(lead, image_chain, image_responses, fetch_error(image_chain),
+                                known.get(lead) if image_revisit else None))
     now = warc_date(env.clock())
     feed_copy = None
     if error and seed.document:
         block = render_feed_copy(seed, error, seed.article_html)
         feed_copy = out.write(resource_spec(feed_copy_url(seed.url), new_id(), now, block, "text/html; charset=utf-8"))
         indexed.append(feed_copy)
+    links = [dated(item, now) for item in links]
+    for item, beside in zip(links, finals, strict=True):
+        write_links(out, item, beside, new_id, now)
     fields = {
         SOURCE: seed.source,
         ERROR: error,
@@ -250,13 +152,46 @@ def _capture_seed(env: SeedEnv, out: _Shared, seed: Seed) -> Entry:
     response = responses[-1] if responses else None
     article = build_article(env.collection.name, attempt, response, page, feed_copy)
     text = page.text if page is not None and not error else ""
-    return Entry(article, [cdxj_line(w) for w in indexed], text=text)
+    return Entry(article, [cdxj_line(w) for w in indexed], text=text, links=tuple(links))
 
 
-def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed) -> Entry:
+def fetch_error(chain: Chain) -> str:
+    """Why a fetch (of a lead image, a requisite) did not capture its URL, or ''."""
+    final = chain.final
+    if chain.error or final is None:
+        return chain.error or "no_response"
+    if final.status >= 400:
+        return f"http_{final.status}"
+    if final.truncated:
+        return "too_large" if final.truncated == "length" else f"truncated_{final.truncated}"
+    return ""
+
+
+def page_links(url: str, chain: Chain, written: list[Written], error: str, revisit_of: Previous | None,
+               page: PageInfo | None = None, most: int = -1) -> Links:
+    """The links record of a fetch: its outcome, and (`most` >= 0) at most `most` of the page's
+    requisites, the others counted as cut."""
+    date = written[-1].date if written else ""
+    capture = capture_of(url, date, chain.final, error, revisit_of)
+    # a revisit's page is not in its record: the index reads its title and time from here
+    fields = (page.title, page.published) if page is not None and revisit_of is not None else None
+    if page is None or most < 0:
+        return Links(url, capture, None, page=fields)
+    found = page.requisites
+    return Links(url, capture, found[:most], 0, max(0, len(found) - most), page=fields)
+
+
+def write_links(out: SharedFile, links: Links, response: Written | None, new_id: Callable[[], str],
+                date: str) -> Written:
+    """The links record of a fetch, beside its final response (or alone, when there was none)."""
+    fields = {"WARC-Concurrent-To": response.record_id} if response is not None else {}
+    return out.write(metadata_spec(links.url, new_id(), date, links_block(links), LINKS_TYPE, fields))
+
+
+def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed, known: Mapping[str, Previous]) -> Entry:
     """capture_seed, but a bug in archiver fails the seed (reported) rather than the run."""
     try:
-        return capture_seed(env, outputs, seed)
+        return capture_seed(env, outputs, seed, known)
     except Exception as exc:
         if is_disk_error(exc):
             raise  # no seed can be written: the batch fails, and the capture stops (engine.py)

@@ -1,11 +1,12 @@
 """Seeds grouped into shards by host, and shards cut into batches: the units of capture work.
 
 A shard is a stable hash of the host (host:port), so a host's seeds always land in the same shard,
-on this machine or a cluster, run after run. A batch is up to `batch_size` seeds of one shard; its
-key is a hash of its URLs and of when it was formed: a task that runs it again (Dask re-runs a
-task whose worker died) writes the same output names, and no other batch ever does. At most one
-batch per shard is in flight: a host is never fetched from two workers at once, and the per-host
-politeness limits inside a batch hold for the whole capture.
+on this machine or a cluster, run after run. A batch is up to `batch_size` seeds (and requisites
+of their pages, capture/requisites.py) of one shard; its key is a hash of its URLs and of when it
+was formed: a task that runs it again (Dask re-runs a task whose worker died) writes the same
+output names, and no other batch ever does. At most one batch per shard is in flight: a host is
+never fetched from two workers at once, and the per-host politeness limits inside a batch hold for
+the whole capture.
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Union
 from urllib.parse import urlsplit
 
 from archiver.seeds.model import Seed
+
+if TYPE_CHECKING:
+    from archiver.capture.requisites import Requisite
+
+Work = Union["Seed", "Requisite"]  # what a batch captures: seeds, and the requisites of their pages
 
 
 def host_of(url: str) -> str:
@@ -31,11 +38,11 @@ def shard_of(url: str, shards: int) -> int:
     return int.from_bytes(digest, "big") % shards
 
 
-def batch_key(seeds: list[Seed], salt: str = "") -> str:
+def batch_key(items: list[Work], salt: str = "") -> str:
     """A hash of the batch's URLs and `salt` (what tells apart two batches of the same URLs)."""
     digest = hashlib.blake2b(salt.encode("utf-8"), digest_size=6)
-    for seed in seeds:
-        digest.update(seed.url.encode("utf-8") + b"\n")
+    for item in items:
+        digest.update(item.url.encode("utf-8") + b"\n")
     return digest.hexdigest()
 
 
@@ -43,7 +50,7 @@ def batch_key(seeds: list[Seed], salt: str = "") -> str:
 class Batch:
     shard: int
     key: str
-    seeds: list[Seed]
+    items: list[Work]
 
     @property
     def name(self) -> str:
@@ -52,12 +59,12 @@ class Batch:
 
     @property
     def hosts(self) -> int:
-        return len({host_of(seed.url) for seed in self.seeds})
+        return len({host_of(item.url) for item in self.items})
 
 
 @dataclass
 class _Buffer:
-    seeds: list[Seed] = field(default_factory=list)
+    items: list[Work] = field(default_factory=list)
     since: float = 0.0  # when its oldest seed arrived
 
 
@@ -77,18 +84,18 @@ class Batcher:
         self.now = now
         self.buffers: dict[int, _Buffer] = {}
         self.buffered = 0
-        # Two batches of the same URLs (a seed retried) formed in the same second would get the same
-        # names, and the second would replace the first's files: each batch's key also hashes this
-        # Batcher's own nonce and the batch's number.
+        # Two batches of the same URLs (a requisite fetched again, a seed retried) formed in the same
+        # second would get the same names, and the second would replace the first's files: each
+        # batch's key also hashes this Batcher's own nonce and the batch's number.
         self.nonce = uuid.uuid4().hex
         self.formed = 0
 
-    def add(self, seed: Seed) -> None:
-        shard = shard_of(seed.url, self.shards)
+    def add(self, item: Work) -> None:
+        shard = shard_of(item.url, self.shards)
         buffer = self.buffers.get(shard)
         if buffer is None:
             buffer = self.buffers[shard] = _Buffer(since=self.now())
-        buffer.seeds.append(seed)
+        buffer.items.append(item)
         self.buffered += 1
 
     def take(self, busy: set[int], ended: bool, limit: int, crowded: bool = False) -> list[Batch]:
@@ -99,22 +106,22 @@ class Batcher:
         now = self.now()
         ready = [
             shard for shard, buffer in self.buffers.items()
-            if shard not in busy and (ended or crowded or len(buffer.seeds) >= self.batch_size
+            if shard not in busy and (ended or crowded or len(buffer.items) >= self.batch_size
                                       or now - buffer.since >= self.max_wait)
         ]
-        ready.sort(key=lambda shard: (-len(self.buffers[shard].seeds), shard))
+        ready.sort(key=lambda shard: (-len(self.buffers[shard].items), shard))
         return [self._cut(shard) for shard in ready[:limit]]
 
     def _cut(self, shard: int) -> Batch:
         buffer = self.buffers[shard]
-        seeds, rest = buffer.seeds[:self.batch_size], buffer.seeds[self.batch_size:]
+        items, rest = buffer.items[:self.batch_size], buffer.items[self.batch_size:]
         if rest:
-            buffer.seeds, buffer.since = rest, self.now()
+            buffer.items, buffer.since = rest, self.now()
         else:
             del self.buffers[shard]
-        self.buffered -= len(seeds)
+        self.buffered -= len(items)
         self.formed += 1
-        return Batch(shard, batch_key(seeds, f"{self.nonce}-{self.formed}"), seeds)
+        return Batch(shard, batch_key(items, f"{self.nonce}-{self.formed}"), items)
 
     def drop(self) -> int:
         """Forget every buffered seed (Ctrl-C); returns how many."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import io
 import itertools
 import multiprocessing as mp
 import os
@@ -31,6 +32,7 @@ from archiver.errors import ArchiverError, UsageError, WarcError
 from archiver.index.cdxj import PendingLines, merge_cdxj, merged
 from archiver.index.fragments import Entry, iter_entries, orphans, write_fragment
 from archiver.index.fulltext import clear_search, update_search
+from archiver.index.links import Links, iter_lines, read_lines
 from archiver.index.listing import write_listing
 from archiver.index.metadata import Store
 from archiver.index.pywbconfig import collection_index
@@ -120,6 +122,8 @@ class PartDone:
     records: int
     error: str = ""  # why the file could not be read
     entries: tuple[Entry, ...] = ()
+    links: str = ""  # the file's links records, as JSON lines (store name; "" when handed back in `inline_links`)
+    inline_links: tuple[Links, ...] = ()
 
 
 def index_part(name: str, cfg: Config, collection: Collection, parts: str, here: bool = False) -> PartDone:
@@ -158,7 +162,14 @@ def index_part(name: str, cfg: Config, collection: Collection, parts: str, here:
     with staged.open("w", encoding="utf-8", newline="\n") as out:
         out.writelines(line + "\n" for line in sorted(reader.cdxj))
     storage.publish(staged, cdxj)
-    return PartDone(name, cdxj, fragment, reader.count, entries=inline)
+    if here:
+        return PartDone(name, cdxj, fragment, reader.count, entries=inline, inline_links=tuple(reader.links))
+    links = f"{parts}/{name}.links"
+    staged = storage.staging_path(links)
+    with staged.open("w", encoding="utf-8", newline="\n") as out:
+        out.writelines(iter_lines(reader.links))
+    storage.publish(staged, links)
+    return PartDone(name, cdxj, fragment, reader.count, links=links)
 
 
 def _index_parts(cfg: Config, names: list[str], collection: Collection, parts: str,
@@ -247,6 +258,15 @@ def refresh(collection: Collection, rebuild: bool, progress: Callable[[int, int,
     return report
 
 
+def _part_links(storage: Storage, part: PartDone) -> Iterator[Links]:
+    if not part.links:
+        yield from part.inline_links
+        return
+    with storage.open_read(part.links) as fh:
+        yield from read_lines(io.TextIOWrapper(fh, encoding="utf-8", newline="\n"))
+    storage.remove(part.links)
+
+
 def _index_into(cfg: Config, collection: Collection, storage: Storage, store: Store, report: IndexReport,
                 names: list[str], sizes: dict[str, int], parts: str, rebuild: bool,
                 progress: Callable[[int, int, str], None] | None) -> None:
@@ -272,6 +292,8 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
             for entry in iter_entries(storage, part.fragment) if part.fragment else part.entries:
                 if store.put(entry.article, prefer_existing_capture=True) and entry.text:
                     store.queue_text(entry.article.url, entry.article.search_title, entry.text)
+            for links in _part_links(storage, part):
+                store.put_links(links)
             if part.fragment:
                 storage.remove(part.fragment)
             release_free_memory()  # what reading the part's rows took
@@ -282,3 +304,4 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
                                                            for name in sorted_parts]
             merge_cdxj(collection.cdxj_path, merged(parts_opened, Path(scratch)), replace=rebuild)
         store.mark_indexed((name, sizes[name]) for name in readable)
+        store.recount(everything=rebuild)  # the articles' requisite counts, from the links records

@@ -26,7 +26,7 @@ def cdxj_line(w: Written) -> str:
     fields = {"url": w.uri}
     if w.mime:
         fields["mime"] = w.mime
-    if w.status:
+    if w.status and w.mime != "warc/revisit":  # (pywb's own indexer gives a revisit no status)
         fields["status"] = w.status
     if w.digest:
         fields["digest"] = w.digest

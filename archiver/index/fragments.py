@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archiver._arrow import pyarrow
+from archiver.index.links import Links
 from archiver.index.metadata import FIELDS, INTEGER_FIELDS, Article
 from archiver.storage import Storage
 
@@ -34,6 +35,7 @@ class Entry:
     cdxj: list[str]
     detail: str = ""  # why it failed, when the reason alone does not say
     text: str = ""  # the article's main text, for full-text search
+    links: tuple[Links, ...] = ()  # the links records of its fetches (page, lead image), as written
 
 
 def fragment_name(name: str) -> str:

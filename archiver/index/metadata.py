@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.errors import ConfigError, DiskError, is_disk_error
+from archiver.index import links
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class Article:
     source: str
     error: str
     attempts: int | None  # requests made for the page's final URL (retries included)
+    # the page's requisites (index/links.py), None when they were not looked for: those captured
+    # (now or earlier, and fresh), those that failed, those left out (over a bound, a refused address)
+    requisites: int | None = None
+    requisites_failed: int | None = None
+    requisites_skipped: int | None = None
 
     @property
     def captured(self) -> bool:
@@ -60,10 +66,10 @@ class Article:
 FIELDS = tuple(f.name for f in fields(Article))
 
 INTEGER_FIELDS = frozenset({"seed_timestamp", "status", "lead_image_status", "warc_offset", "warc_length",
-                            "attempts"})
+                            "attempts", "requisites", "requisites_failed", "requisites_skipped"})
 # Bumped whenever the tables change. The index is derived data: on a mismatch it is dropped and
 # rebuilt from the WARC files by the next capture or index run.
-SCHEMA_VERSION = 5  # 5: lead_image_status an integer, lead_image_error
+SCHEMA_VERSION = 6  # 5: lead_image_status an integer, lead_image_error; 6: requisites
 _COLUMNS = ",\n    ".join(
     f"{name} {'INTEGER' if name in INTEGER_FIELDS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}"
     for name in FIELDS
@@ -104,7 +110,7 @@ CREATE TABLE IF NOT EXISTS search_pending (
     title TEXT NOT NULL,
     text TEXT NOT NULL
 );
-"""
+""" + links.SCHEMA
 
 
 def readonly_uri(path: Path) -> str:
@@ -161,8 +167,8 @@ class Store:
             # row can be rebuilt from the WARC files (which are fsynced before rows are written)
             self.db.execute("PRAGMA synchronous=NORMAL")
             if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                self.db.executescript(
-                    "DROP TABLE IF EXISTS articles; DROP TABLE IF EXISTS warc_files; DROP TABLE IF EXISTS search;")
+                self.db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in (
+                    "articles", "warc_files", "search", *links.TABLES)))
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
@@ -211,7 +217,16 @@ class Store:
         self._listing_change(article.url, article)
         marks = ", ".join("?" for _ in FIELDS)
         self.db.execute(f"INSERT OR REPLACE INTO articles ({', '.join(FIELDS)}) VALUES ({marks})", article.row())
+        self.db.execute("INSERT OR IGNORE INTO recount_pending VALUES (?)", (article.url,))  # its requisites
         return True
+
+    def put_links(self, found: links.Links) -> None:
+        """Record a links record: a fetch's outcome, the requisites a page or stylesheet references."""
+        links.put_links(self.db, found)
+
+    def recount(self, everything: bool = False) -> int:
+        """Count the requisites of the articles whose own changed (of all, with `everything`)."""
+        return links.recount(self.db, everything)
 
     def get(self, url: str) -> Article | None:
         row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles WHERE url = ?", (url,)).fetchone()
@@ -239,6 +254,8 @@ class Store:
         self.db.execute("DELETE FROM articles")
         self.db.execute("DELETE FROM warc_files")
         self.db.execute("DELETE FROM search_pending")
+        for table in links.TABLES:
+            self.db.execute(f"DELETE FROM {table}")
 
     # Where the collection page's listing must be written again from (listing.py), kept in the
     # same transactions as the rows, so that a run killed before it wrote the listing is not lost.

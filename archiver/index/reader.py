@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from archiver.errors import SeedError, WarcError
 from archiver.extract.decode import MAX_DECODED, decode_body, is_html
 from archiver.extract.page import PageInfo, page_info
 from archiver.index.cdxj import cdxj_line
+from archiver.index.links import LINKS_TYPE, MAX_BLOCK, Links, parse_links
 from archiver.index.metadata import Article
 from archiver.index.rows import SeedRecord, build_article
 from archiver.seeds.document import parse_seed_document
@@ -54,6 +55,8 @@ class FileReader:
         self.cdxj: list[str] = []
         self.count = 0
         self.records: dict[str, Written] = {}
+        self.links: list[Links] = []  # the file's links records (links.py), complete once it is read
+        self.page_fields: OrderedDict[str, tuple[str, str]] = OrderedDict()  # revisited pages' title, time
 
     def articles(self) -> Iterator[tuple[Article, str]]:
         given = 0
@@ -64,7 +67,7 @@ class FileReader:
                     yield found
                 return
             except Unsure:
-                self.cdxj, self.count, self.records = [], 0, {}
+                self.cdxj, self.count, self.records, self.links = [], 0, {}, []
         for number, found in enumerate(self._articles(read_warcio(self.path, _want))):
             if number >= given:  # the same records give the same rows, in the same order
                 yield found
@@ -91,6 +94,9 @@ class FileReader:
                 if record.rec_type != "metadata" or record.body is None:
                     continue
                 fields = dict(record.headers)
+                if fields.get("Content-Type", "").startswith(LINKS_TYPE):
+                    self._links(record.body)
+                    continue
                 page_id, copy_id = fields.get("WARC-Concurrent-To", ""), fields.get("WARC-Refers-To", "")
                 body = recent.pop(page_id, None)
                 page = _UNREAD if body is None else page_info(decode_body(body[0], body[1]), body[2],
@@ -98,19 +104,32 @@ class FileReader:
                 attempt = (written, fields, record.body, page)
                 if waiting or any(ref and ref not in records for ref in (page_id, copy_id)):
                     waiting.append(attempt)  # after the file is read (and the rows keep their order)
-                elif (found := _article(path, self.collection, records, *attempt)) is not None:
+                elif (found := _article(path, self.collection, records, *attempt, self.page_fields)) is not None:
                     yield found
         except (OSError, ValueError, EOFError, zlib.error) as exc:  # (warc/read.py: warcio's as ValueError)
             raise WarcError(f"{path.name}: cannot be read (record at offset {next_offset}): {exc} "
                             f"(run 'archiver verify {path}' for details)") from exc
         for attempt in waiting:
-            if (found := _article(path, self.collection, records, *attempt)) is not None:
+            if (found := _article(path, self.collection, records, *attempt, self.page_fields)) is not None:
                 yield found
+
+    def _links(self, block: bytes) -> None:
+        found = parse_links(block)
+        if found is None:
+            return
+        self.links.append(found)
+        if found.page is not None:  # the page of a revisit: its seed's row takes its title from here
+            self.page_fields[found.url] = found.page
+            if len(self.page_fields) > RECENT_PAGES:
+                self.page_fields.popitem(last=False)
 
 
 def _want(rtype: str, header: Callable[[str], str | None], http_content_type: str | None) -> int:
-    """What the index reads of a record's body: a seed's metadata block, an HTML page's payload."""
+    """What the index reads of a record's body: a seed's metadata block, a links record, an HTML
+    page's payload."""
     if rtype == "metadata":
+        if (header("Content-Type") or "").startswith(LINKS_TYPE):
+            return MAX_BLOCK
         return 8 * 1024 * 1024 if header(SOURCE) is not None else 0
     if rtype == "response" and http_content_type is not None and is_html(http_content_type.split(";")[0].strip()):
         return MAX_DECODED
@@ -121,7 +140,7 @@ def _written(record: RecordRead, filename: str) -> Written:
     rtype = record.rec_type
     mime = status = ""
     if rtype == "revisit":
-        mime = "warc/revisit"
+        mime, status = "warc/revisit", record.http_status
     elif record.http and rtype == "response":
         mime = record.http_content_type.split(";")[0].strip().lower() or "unk"
         status = record.http_status
@@ -144,7 +163,8 @@ def _written(record: RecordRead, filename: str) -> Written:
 
 
 def _article(path: Path, collection: str, records: dict[str, Written], meta: Written,
-             headers: dict[str, str], block: bytes, page_read: object = _UNREAD) -> tuple[Article, str] | None:
+             headers: dict[str, str], block: bytes, page_read: object = _UNREAD,
+             page_fields: Mapping[str, tuple[str, str]] | None = None) -> tuple[Article, str] | None:
     source = headers.get(SOURCE, "")
     content_type = headers.get("Content-Type", "")
     try:
@@ -163,6 +183,9 @@ def _article(path: Path, collection: str, records: dict[str, Written], meta: Wri
         page = page_read
     elif response is not None and is_html(response.mime):
         page = _read_page(path, response)
+    elif response is not None and response.record_type == "revisit" and page_fields and seed.url in page_fields:
+        title, published = page_fields[seed.url]
+        page = PageInfo(title=title, published=published)
     text = page.text if page is not None and not attempt.error else ""
     return build_article(collection, attempt, response, page, feed_copy), text
 

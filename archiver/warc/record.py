@@ -16,6 +16,8 @@ WARC_VERSION = "1.1"
 # The longest header line a record may have (`archiver verify` holds every file to it), and the
 # longest URL archiver puts into one: servers refuse far shorter request lines (8-16 KB is usual).
 MAX_HEADER_LINE = 1 << 16
+# WARC 1.1's profile of a revisit whose payload is byte for byte an earlier record's
+REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 MAX_URL = 16 * 1024
 
 # archiver's own WARC header fields on the seed's metadata record (extension fields, WARC 1.1 §5)

@@ -26,7 +26,15 @@ from archiver._fs import fsync_dir
 from archiver.collection import OPEN_SUFFIX
 from archiver.errors import WarcError
 from archiver.warc.check import complete_end
-from archiver.warc.record import MAX_HEADER_LINE, WARC_VERSION, Written, response_head, sha1_label, warc_date
+from archiver.warc.record import (
+    MAX_HEADER_LINE,
+    REVISIT_PROFILE,
+    WARC_VERSION,
+    Written,
+    response_head,
+    sha1_label,
+    warc_date,
+)
 
 
 @dataclass
@@ -70,6 +78,33 @@ def response_spec(exchange: Any, record_id: str, date: str) -> RecordSpec:
         mime=mime,
         status=str(exchange.status),
         packing=_packing(mime, exchange.header("content-encoding")),
+    )
+
+
+def revisit_spec(exchange: Any, record_id: str, date: str, original_uri: str, original_date: str) -> RecordSpec:
+    """A revisit of `exchange`, whose payload is identical to the record of `original_uri` at
+    `original_date` (WARC 1.1 identical-payload-digest profile): the HTTP head as received, no body;
+    replay serves the original's payload under it."""
+    headers = {
+        "WARC-Record-ID": record_id,
+        "WARC-Date": date,
+        "WARC-Profile": REVISIT_PROFILE,
+        "WARC-Refers-To-Target-URI": original_uri,
+        "WARC-Refers-To-Date": original_date,
+        "WARC-Payload-Digest": exchange.payload_digest,
+    }
+    if exchange.peer_address:
+        headers["WARC-IP-Address"] = exchange.peer_address
+    return RecordSpec(
+        "revisit",
+        exchange.url,
+        headers,
+        io.BytesIO(b""),
+        0,
+        "application/http; msgtype=response",
+        response_head(exchange.protocol, exchange.status, exchange.reason, exchange.headers),
+        mime="warc/revisit",
+        status=str(exchange.status),
     )
 
 
