@@ -64,8 +64,21 @@ def published_time(i: int) -> str:
     return f"2024-{1 + day // 28 % 12:02d}-{1 + day % 28:02d}T{minute // 60:02d}:{minute % 60:02d}:00+08:00"
 
 
-def article_html(i: int, image_url: str) -> bytes:
-    """Article number i: 20-80 KB of UTF-8 HTML whose lead image is `image_url`."""
+def body_images(i: int) -> bytes:
+    """Three body images of article i, as pages of the requisites benchmark have them: a plain one,
+    a lazy-loaded one (data-src) and one with a 3-candidate srcset."""
+    a, b, c = (f"/rimg/{i}-{k}.jpg".encode() for k in "abc")
+    c2, c3 = (f"/rimg/{i}-c@{d}x.jpg".encode() for d in (2, 3))
+    return (b'<p><img src="' + a + b'" width="400" height="300"></p>\n'
+            b'<p><img class="lazy" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" data-src="' + b
+            + b'" width="400" height="300"></p>\n'
+            b'<p><img src="' + c + b'" srcset="' + c + b" 1x, " + c2 + b" 2x, " + c3 + b' 3x"'
+            b' width="400" height="300"></p>\n')
+
+
+def article_html(i: int, image_url: str, requisites: bool = False) -> bytes:
+    """Article number i: 20-80 KB of UTF-8 HTML whose lead image is `image_url`; with `requisites`,
+    also the host's shared script (its stylesheet is always linked) and three body images."""
     rnd = random.Random(i)
     target = rnd.randint(20_000, 80_000)
     title = article_title(i).encode("utf-8")
@@ -75,9 +88,11 @@ def article_html(i: int, image_url: str) -> bytes:
         b'<meta property="og:title" content="' + title + b'">\n'
         b'<meta property="og:image" content="' + image + b'">\n'
         b'<meta property="article:published_time" content="' + published_time(i).encode() + b'">\n'
-        b'<link rel="stylesheet" href="/static/site.css"></head>\n'
+        b'<link rel="stylesheet" href="/static/site.css">'
+        + (b'<script src="/static/app.js" defer></script>' if requisites else b"") + b"</head>\n"
         b'<body><header><a href="/">\xe9\xa6\x96\xe9\xa1\xb5</a></header><article><h1>' + title + b"</h1>\n"
         b'<figure><img src="' + image + b'" alt="lead" width="800" height="600"></figure>\n'
+        + (body_images(i) if requisites else b"")
     )
     tail = b"</article><footer>bench</footer></body></html>\n"
     parts = [head]

@@ -32,7 +32,7 @@ import benchlib as bl
 from benchlib import ARCHIVER, BENCH, BIN, DATA, PY, RUNS, Run, fmt, log, median, ratio, run_timed, table, verdict
 from content import article_title, jpeg_pool, seed_document
 
-BENCHMARKS = ("capture", "index", "memory", "replay", "cdxj", "cluster", "fetch")
+BENCHMARKS = ("capture", "requisites", "index", "memory", "replay", "cdxj", "cluster", "fetch")
 MB = 1024 * 1024
 WARM = 20  # articles of the capture warm-up run of each tool (not counted)
 FETCH_THREADS = 64  # the fetch benchmark's threads (capture's default workers until 2026-11-26; now 96)
@@ -246,7 +246,9 @@ def _capture_archiver(s: Settings, site: bl.Site, seeds: Path, workers: int, rep
                       checks: dict[str, list[tuple[bool, bool]]]) -> Run:
     root = RUNS / f"capture-archiver-w{workers}"
     shutil.rmtree(root, ignore_errors=True)
-    bl.archiver_root(root, workers=workers, host_concurrency=workers, host_delay=0, allow_private=True)
+    # pages and lead images only, as the other tools fetch them (the requisites benchmark measures the rest)
+    bl.archiver_root(root, workers=workers, host_concurrency=workers, host_delay=0, allow_private=True,
+                     requisites=False)
     name = f"capture-archiver-w{workers}-rep{rep}" if rep >= 0 else f"capture-archiver-w{workers}-warmup"
     source = seeds if rep >= 0 else seeds.with_name("seeds-warm")
     run = _site_share(site, lambda: run_timed(
@@ -292,6 +294,108 @@ def _capture_requests(s: Settings, site: bl.Site, work: Path, rep: int) -> Run:
     run.extra.update(articles=fetched / 2, expected=s.articles if rep >= 0 else WARM)
     if not s.keep:
         shutil.rmtree(out, ignore_errors=True)
+    return run
+
+
+# --- 1b. requisites ---------------------------------------------------------------------------
+
+REQUISITE_MODES = {
+    "requisites off": {"requisites": False},
+    "requisites on (shared while fresh)": {},
+    "requisites on, max age 0 (every page its own)": {"requisites_max_age": 0},
+}
+
+
+def bench_requisites(s: Settings, report: Report) -> None:
+    """Requests/s and articles/s with requisites on and off, on pages with a shared stylesheet (a web
+    font and a background in its url()s) and script per host and three body images per article."""
+    work = DATA / "requisites"
+    shutil.rmtree(work, ignore_errors=True)
+    seeds = work / "seeds"
+    seeds.mkdir(parents=True)
+    log(f"requisites: {s.articles} articles on {s.ports} ports, {s.latency * 1000:.0f} ms latency")
+    runs: dict[str, list[Run]] = {}
+    with bl.Site(s.ports, s.latency, prebuild=s.articles) as site:
+        epoch = 1_696_553_101_000
+        for i in range(s.articles):
+            page = site.url(i, "rnews")
+            doc = seed_document(page, article_title(i), epoch + i * 60_000, site.url(i, "img"))
+            (seeds / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+        warm = work / "seeds-warm"
+        warm.mkdir()
+        for path in sorted(seeds.iterdir())[:WARM]:
+            shutil.copy(path, warm / path.name)
+        for name, extra in REQUISITE_MODES.items():
+            _capture_requisites(s, site, warm, name, extra, -1)
+        for rep in range(s.reps):
+            for name, extra in REQUISITE_MODES.items():
+                log(f"requisites rep {rep + 1}/{s.reps}: {name}")
+                run = _capture_requisites(s, site, seeds, name, extra, rep)
+                runs.setdefault(name, []).append(run)
+                log(f"  {run.wall:.1f} s, {run.extra['requests'] / run.wall:.0f} requests/s, "
+                    f"{run.extra['articles'] / run.wall:.1f} articles/s, RSS {run.rss_mb:.0f} MB, rc {run.rc}")
+    off, on = list(REQUISITE_MODES)[:2]
+    req = {n: median([r.extra["requests"] / r.wall for r in rs]) for n, rs in runs.items()}
+    art = {n: median([r.extra["articles"] / r.wall for r in rs]) for n, rs in runs.items()}
+    rows = []
+    for name, rs in runs.items():
+        ok = all(r.rc == 0 and r.extra["articles"] == s.articles for r in rs)
+        last = rs[-1].extra
+        rows.append([name, fmt(median([r.extra["requests"] for r in rs]), 0), fmt(median([r.wall for r in rs]), 1),
+                     fmt(req[name], 0), ratio(req[name], req[off]), fmt(art[name], 1), ratio(art[name], art[off]),
+                     fmt(median([r.rss_mb for r in rs]), 0), _mib(median([r.extra["warc"] for r in rs])),
+                     fmt(last["revisits"], 0), _mib(last["stored"]), _mib(last["shared"]), _mib(last["revisit"]),
+                     "ok" if ok else "**errors**"])
+        report.rss[f"requisites, {name}"] = max(r.rss_mb for r in rs)
+    lines = [
+        f"{s.articles} articles as in the capture benchmark, each also with three body images (3 KB JPEGs: "
+        "one plain, one lazy-loaded through data-src, one with a 3-candidate srcset, all captured) and its "
+        f"host's shared stylesheet (whose url()s name a web font and a background) and script; {s.ports} hosts, "
+        f"{s.latency * 1000:.0f} ms per response, workers 96, host_concurrency 96, host_delay 0. Requests are the "
+        "WARC's response and revisit records; WARC MiB is the archive's size. From `archiver status`: the "
+        "requisites' distinct payloads, the bytes pages did not fetch again because they shared a capture, and "
+        "the payload bytes revisit records did not store again.", "",
+        *table(["mode", "requests", "wall s", "requests/s", "vs off", "articles/s", "vs off", "peak memory MB",
+                "WARC MiB", "revisits", "requisite payloads", "saved by sharing", "saved by revisits", "result"],
+               rows), "",
+        "Per repetition (wall s): " + "; ".join(f"{n}: " + ", ".join(f"{r.wall:.1f}" for r in rs)
+                                                for n, rs in runs.items()),
+    ]
+    report.sections.append(("Requisites", lines))
+    report.target("requests/s with requisites", ">= 0.9x without", ratio(req[on], req[off]), req[on] >= 0.9 * req[off])
+    peak = max(r.rss_mb for r in runs[on])
+    report.target("peak memory with requisites", "< 300 MB", f"{peak:.0f} MB", peak < 300)
+    if not s.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _mib(size: float) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _capture_requisites(s: Settings, site: bl.Site, seeds: Path, mode: str, extra: dict[str, object],
+                        rep: int) -> Run:
+    root = RUNS / f"requisites-{_slug(mode)}"
+    shutil.rmtree(root, ignore_errors=True)
+    bl.archiver_root(root, workers=96, host_concurrency=96, host_delay=0, allow_private=True, **extra)
+    name = f"requisites-{_slug(mode)}-rep{rep}" if rep >= 0 else f"requisites-{_slug(mode)}-warmup"
+    run = _site_share(site, lambda: run_timed(
+        [ARCHIVER, "--root", str(root), "capture", str(seeds), "-c", "bench", "--allow-private", "-q"], name,
+        cwd=root, timeout=s.time_limit))
+    files = warc_files(root)
+    run.extra.update(articles=captured_count(run), warc=sum(p.stat().st_size for p in files),
+                     requests=count_records(files, "response") + count_records(files, "revisit"),
+                     revisits=count_records(files, "revisit"))
+    shown = subprocess.run([ARCHIVER, "--root", str(root), "status", "-c", "bench", "--json"], capture_output=True,
+                           text=True, timeout=120)
+    try:
+        totals = json.loads(shown.stdout)["collections"][0]["requisites"]
+    except (ValueError, KeyError, IndexError):
+        totals = {}
+    run.extra.update(stored=totals.get("stored_bytes", 0), shared=totals.get("shared_bytes", 0),
+                     revisit=totals.get("revisit_bytes", 0))
+    if not s.keep:
+        shutil.rmtree(root, ignore_errors=True)
     return run
 
 
@@ -1198,9 +1302,11 @@ def main() -> None:
     report.machine["archiver"] = measured if args.code != "worktree" else f"{report.machine['archiver']} ({measured})"
     RUNS.mkdir(parents=True, exist_ok=True)
     funcs: dict[str, Callable[[Settings, Report], None]] = {
-        "capture": bench_capture, "index": bench_index, "replay": bench_replay, "memory": bench_memory,
-        "cdxj": bench_cdxj, "cluster": bench_cluster, "fetch": bench_fetch, "profile": bench_profile}
-    order = [b for b in ("capture", "index", "replay", "memory", "cdxj", "fetch", "cluster", "profile") if b in which]
+        "capture": bench_capture, "requisites": bench_requisites, "index": bench_index, "replay": bench_replay,
+        "memory": bench_memory, "cdxj": bench_cdxj, "cluster": bench_cluster, "fetch": bench_fetch,
+        "profile": bench_profile}
+    order = [b for b in ("capture", "requisites", "index", "replay", "memory", "cdxj", "fetch", "cluster", "profile")
+             if b in which]
     failed = []
     for name in order:
         t0 = time.monotonic()

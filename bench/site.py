@@ -9,6 +9,10 @@ are per host:port. Paths:
     /img/<i>.jpg     JPEG number i % 50 of the pool (50-200 KB)
     /tiny/<i>.html   a 2 KB article whose og:image is /timg/<i>.jpg (memory benchmark)
     /timg/<i>.jpg    a 3 KB JPEG
+    /rnews/<i>.html  article i with the host's shared script and three body images (requisites benchmark)
+    /rimg/<name>.jpg a body image: a 3 KB JPEG
+    /static/site.css the host's shared stylesheet: its url()s name a web font and a background
+    /static/font.woff, /static/bg.jpg, /static/app.js   what it and the pages share
 
 Prints "READY <port>,<port>,..." on stdout when listening; stops on SIGTERM/SIGINT, after
 --max-seconds at the latest.
@@ -23,9 +27,13 @@ import signal
 import sys
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import cast
 
 from content import article_html, jpeg_pool, tiny_html, tiny_jpeg
+
+# the web font of the shared stylesheet (the one the tests' fixture site uses)
+FONT = Path(__file__).resolve().parents[1] / "tests/data/fonts/dejavu-serif-bold-latin.woff"
 
 MAX_HEAD = 64 * 1024
 
@@ -37,17 +45,26 @@ class Site:
         self.tiny_image = tiny_jpeg()
         # an LRU of built articles: the benchmark's articles are built before it starts, and a long
         # run (100k articles) never holds them all
-        self._articles: OrderedDict[int, bytes] = OrderedDict()
-        self._keep = max(512, prebuild)
+        self._articles: OrderedDict[tuple[int, bool], bytes] = OrderedDict()
+        self._keep = max(512, 2 * prebuild)
         for i in range(prebuild):
             self.article(i)
+            self.article(i, requisites=True)
         self.responses = 0
+        self.static = {
+            b"/static/site.css": (b"text/css", b'@font-face { font-family: "Bench"; src: url(/static/font.woff) '
+                                               b'format("woff"); }\nbody { font-family: "Bench", serif; '
+                                               b'background: url(bg.jpg); }\n'),
+            b"/static/font.woff": (b"font/woff", FONT.read_bytes()),
+            b"/static/bg.jpg": (b"image/jpeg", self.tiny_image),
+            b"/static/app.js": (b"application/javascript", b"document.documentElement.className = 'js';\n" * 40),
+        }
 
-    def article(self, i: int) -> bytes:
-        body = self._articles.get(i)
+    def article(self, i: int, requisites: bool = False) -> bytes:
+        body = self._articles.get((i, requisites))
         if body is None:
-            body = article_html(i, f"/img/{i}.jpg")
-            self._articles[i] = body
+            body = article_html(i, f"/img/{i}.jpg", requisites)
+            self._articles[(i, requisites)] = body
             if len(self._articles) > self._keep:
                 self._articles.popitem(last=False)
         return body
@@ -66,6 +83,12 @@ class Site:
                 body = tiny_html(i, f"/timg/{i}.jpg")
             elif path.startswith(b"/timg/") and path.endswith(b".jpg"):
                 body, ctype = self.tiny_image, b"image/jpeg"
+            elif path.startswith(b"/rnews/") and path.endswith(b".html"):
+                body = self.article(int(path[7:-5]), requisites=True)
+            elif path.startswith(b"/rimg/") and path.endswith(b".jpg"):
+                body, ctype = self.tiny_image, b"image/jpeg"
+            elif path in self.static:
+                ctype, body = self.static[path]
             else:
                 raise ValueError
         except ValueError:
