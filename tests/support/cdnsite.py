@@ -128,6 +128,22 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def send(self, status: int, kind: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class CdnSite:
     """The news host (`url`) and its static host (`static`), each counting the paths asked of it."""
 
@@ -139,12 +155,7 @@ class CdnSite:
         self.static_delay = 0.0  # seconds before each answer of the static host
         site = self
 
-        class Static(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Static(_Handler):
             def do_GET(self) -> None:
                 path = self.path.partition("?")[0]
                 site.static_hits[path] += 1
@@ -152,43 +163,21 @@ class CdnSite:
                     time.sleep(site.static_delay)
                 found = site.static_extra.get(path) or static_file(path)
                 if found is None:
-                    self._send(404, "text/plain", b"not found")
-                else:
-                    self._send(200, *found)
+                    self.send(404, "text/plain", b"not found")
+                else:  # web fonts from another origin need CORS
+                    self.send(200, *found, {"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=3600"})
 
-            def _send(self, status: int, kind: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Access-Control-Allow-Origin", "*")  # web fonts from another origin
-                self.send_header("Cache-Control", "max-age=3600")
-                self.end_headers()
-                self.wfile.write(body)
-
-        class News(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class News(_Handler):
             def do_GET(self) -> None:
                 path = self.path.partition("?")[0]
                 site.news_hits[path] += 1
                 number = path.removeprefix("/article/").removesuffix(".html")
                 if path in site.extra_pages:
-                    body = site.extra_pages[path].encode()
+                    self.send(200, "text/html; charset=utf-8", site.extra_pages[path].encode())
                 elif path.startswith("/article/") and number.isdigit():
-                    body = article_page(site.static, int(number)).encode()
+                    self.send(200, "text/html; charset=utf-8", article_page(site.static, int(number)).encode())
                 else:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    self.send(404, "text/plain", b"")
 
         self._static = _Server(("127.0.0.1", 0), Static)
         self._news = _Server(("127.0.0.1", 0), News)
