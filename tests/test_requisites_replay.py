@@ -60,29 +60,36 @@ def test_the_replayed_article_looks_like_the_live_one(tmp_path: Path, cdn: CdnSi
                    [cdn.article(1), cdn.article(2)]).ok
     article = cdn.article(1)
     path = _replay_paths(root)[article]
+    viewport = VIEWPORTS[kind]["viewport"]
     with replay_server(root) as base:
         with Watched(browser, kind, CDN_READY) as framed:
             framed_shot, size = framed.framed(base + path)
             assert not framed.failed, framed.failed
-        with Watched(browser, kind, CDN_READY) as unframed:
-            unframed_shot = unframed.unframed(base, mp_url(base, path), size)
+        with Watched(browser, kind, CDN_READY) as unframed:  # at the whole viewport, as a reader of mp_ sees it
+            unframed_shot = unframed.unframed(base, mp_url(base, path), viewport)
             assert not unframed.failed, unframed.failed
             replayed = unframed.answered
         # nothing of the replay came from the live site (which still runs): all of it from the archive
         leaked = [url for w in (framed, unframed) for url in w.answered if url.startswith((cdn.url, cdn.static))]
         assert not leaked, leaked
-    with Watched(browser, kind, CDN_READY) as live:
-        live_shot = live.live(article, size)
-        assert not live.failed, live.failed
-        loaded = [url for url in live.answered if url.startswith(cdn.static)]
+    # The live page at each replay's size: pywb's frame is the viewport less its banner (on a phone, 980
+    # CSS pixels wide less the banner: its frame page has no <meta name=viewport>, as pywb's own has not)
+    shots = {}
+    for name, shot, at in (("framed", framed_shot, size), ("mp_", unframed_shot, viewport)):
+        with Watched(browser, kind, CDN_READY) as live:
+            shots[name] = (live.live(article, at), shot)
+            assert not live.failed, live.failed
+            if name == "mp_":
+                loaded = [url for url in live.answered if url.startswith(cdn.static)]
     # stylesheets, the font, the script, and every image (of a srcset, the candidate this screen takes)
     assert len(loaded) >= 11, loaded
     for url in loaded:  # every resource the live page loaded, the replay served from the archive
         served = [status for replay_url, status in replayed.items() if replay_url.endswith("_/" + url)]
         assert served and all(status == 200 for status in served), (url, served)
-    for name, shot in (("live", live_shot), ("framed", framed_shot), ("mp", unframed_shot)):
-        (tmp_path / f"{kind}-{name}.png").write_bytes(shot)
-    for name, shot in (("framed", framed_shot), ("mp_", unframed_shot)):
+    for name, (live_shot, shot) in shots.items():
+        (tmp_path / f"{kind}-{name}-live.png").write_bytes(live_shot)
+        (tmp_path / f"{kind}-{name}-replay.png").write_bytes(shot)
+    for name, (live_shot, shot) in shots.items():
         share = differing(live_shot, shot)
         assert share <= SHARE, f"{kind} {name}: {share:.2%} of the pixels differ; see {tmp_path}"
 
