@@ -27,6 +27,7 @@ from archiver.export import export
 from archiver.fetch.netguard import AddressPolicy, system_resolver
 from archiver.index.build import build_index
 from archiver.status import status
+from archiver.verify import verify
 from archiver.warc.record import REVISIT_PROFILE
 
 from .conftest import FAST_YAML
@@ -122,6 +123,9 @@ def test_a_stale_requisite_fetched_again_is_a_revisit_that_replays_its_original(
     check_with_third_party_tools(collection.archive_dir)
     cdxj = collection.cdxj_path.read_text()
     assert cdxj.count('"mime": "warc/revisit"') == len(SHARED)
+    # archiver's own checker: every record whole, and both indexes agreeing with the files
+    checked = verify(cfg)
+    assert checked.problems == [] and checked.records > 0
     before = rows(cfg)
     build_index(cfg)
     assert rows(cfg) == before and collection.cdxj_path.read_text() == cdxj
