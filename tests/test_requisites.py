@@ -8,9 +8,11 @@ import contextlib
 import io
 import itertools
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -144,6 +146,40 @@ def test_requisites_off_captures_the_page_and_lead_image_only(cfg: Config, cdn: 
     assert report.ok and dict(cdn.static_hits) == {"/img/lead-1.png": 1}
     row = rows(cfg)[cdn.article(1)]
     assert (row["requisites"], row["requisites_failed"], row["requisites_skipped"]) == (None, None, None)
+
+
+@pytest.mark.slow
+def test_no_requisites_on_the_command_line_of_capture_and_watch(tmp_path: Path, cdn: CdnSite) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "config.yaml").write_text(FAST_YAML + "  processes: 1\n")
+    base = [sys.executable, "-m", "archiver", "--root", str(root)]
+    done = subprocess.run([*base, "capture", "--allow-private", "--no-requisites", cdn.article(1)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert dict(cdn.static_hits) == {"/img/lead-1.png": 1}
+    feed = root / "feed.xml"
+    feed.write_text(f"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+        <item><title>two</title><link>{cdn.article(2)}</link></item></channel></rss>""")
+    with subprocess.Popen([*base, "watch", "--allow-private", "--no-requisites", "--every", "1h", str(feed)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          text=True) as watching:
+        assert watching.stderr is not None
+        seen = ""
+        stop = threading.Timer(120, watching.send_signal, [signal.SIGINT])  # a silent hang ends too
+        stop.start()
+        try:
+            while "round 1:" not in seen and (line := watching.stderr.readline()):
+                seen += line
+        finally:
+            stop.cancel()
+            watching.send_signal(signal.SIGINT)
+            watching.wait(30)
+        assert "round 1: 1 captured" in seen, seen
+    assert dict(cdn.static_hits) == {"/img/lead-1.png": 1, "/img/lead-2.png": 1}
+    found = rows(load(root))
+    assert sorted(found) == [cdn.article(1), cdn.article(2)]
+    assert {row["requisites"] for row in found.values()} == {None}
 
 
 def test_a_hostile_page_is_bounded_reported_and_loses_nothing(cfg: Config, cdn: CdnSite) -> None:
