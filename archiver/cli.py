@@ -273,6 +273,110 @@ def capture(ctx: click.Context, sources: tuple[str, ...], collection: str | None
     sys.exit(_capture_status(report))
 
 
+class _CheckProgress(_CaptureProgress):
+    """Recapture progress: failed and changed articles as they are found, every check with --verbose."""
+
+    def __call__(self, event: Event) -> None:
+        if event.kind != "checked":
+            super().__call__(event)
+            return
+        counts = self.counts
+        counts["checked"] = counts.get("checked", 0) + 1
+        if event.reason in ("edited", "removed", "restored", "failed") or self.verbose:
+            label = event.reason.upper() if event.reason != "unchanged" else event.reason
+            self.live.echo(f"{label:<10} {event.url}" + (f"  ({event.detail})" if event.detail else ""))
+        self.live.show(f"{counts['checked']} checked")
+
+
+@cli.command()
+@click.option("-c", "--collection", help=COLLECTION_HELP)
+@click.option("--url", "urls", multiple=True, metavar="URL", help="check this captured article (repeatable)")
+@click.option("--host", "hosts", multiple=True, metavar="HOST", help="only articles of this host (repeatable)")
+@click.option("--older-than", metavar="DURATION",
+              help="articles last checked (or captured) at least this long ago, whatever their schedule: 0, 30m, 7d")
+@click.option("--all", "everything", is_flag=True, help="every captured article, not only those due")
+@click.option("--allow-private", is_flag=True, default=None, help="allow loopback/private/link-local targets")
+@click.option("--no-requisites", "no_requisites", is_flag=True,
+              help="check pages and lead images only, not their stylesheets, scripts, fonts and images")
+@click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
+@click.pass_context
+def recapture(ctx: click.Context, collection: str | None, urls: tuple[str, ...], hosts: tuple[str, ...],
+              older_than: str | None, everything: bool, allow_private: bool | None, no_requisites: bool,
+              cluster: str | None) -> None:
+    """Check captured articles again and record what changed.
+
+    By default each article is checked on its own schedule: recheck_min after it was captured or
+    last changed, the wait doubling while it stays unchanged, up to recheck_max. Each check is
+    written as a capture is (a small revisit record when the page is byte for byte the same) and
+    found unchanged, same (other bytes, the same title, text and lead image), edited, removed
+    (404, 410, 451, a redirect to the front or a section page, a "no longer available" page),
+    restored, or failed (tried again later). 'archiver history URL' shows the versions.
+
+    Exit status: 0 every check done, 1 some failed, 2 usage error, 3 I/O, 4 cluster failure, 130 interrupted.
+    """
+    from archiver.config import parse_duration
+
+    cfg = _config(ctx, collection=collection, allow_private=allow_private, cluster=cluster,
+                  requisites=False if no_requisites else None)
+    age = parse_duration(older_than, "--older-than", minimum=0) if older_than is not None else None
+    started = time.monotonic()
+    from archiver.capture.processes import start_processes
+
+    runner = start_processes(cfg)
+    from archiver.capture.recheck import Selection
+    from archiver.capture.run import recapture as recapture_lib
+
+    progress = _CheckProgress(ctx)
+    report = recapture_lib(cfg, Selection(urls, hosts, age, everything), on_event=progress, runner=runner)
+    progress.clear()
+    checked = sum(report.checks.values())
+    found = ", ".join(f"{report.checks[kind]} {kind}" for kind in
+                      ("unchanged", "same", "edited", "removed", "restored", "failed") if report.checks[kind])
+    _echo(f"\n{plural(checked, 'article')} checked" + (f": {found}" if found else ""), err=True)
+    others = report.failed - report.checks["failed"]
+    if others:
+        _echo(f"{others} could not be checked:", err=True)
+        for reason, count in sorted(report.failed_by_reason.items()):
+            _echo(f"  {reason}: {count}", err=True)
+    if report.interrupted:
+        _echo("interrupted: run the same command again to resume", err=True)
+    _echo(f"took {time.monotonic() - started:.1f} s", err=True)
+    sys.exit(_capture_status(report))
+
+
+@cli.command()
+@click.argument("url")
+@click.option("-c", "--collection", help=COLLECTION_HELP)
+@click.option("--diff", "show_diff", is_flag=True, help="also what changed in title and text between versions")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.pass_context
+def history(ctx: click.Context, url: str, collection: str | None, show_diff: bool, fmt: str) -> None:
+    """Every version and check of one captured article: when, what was found, and its replay path."""
+    from archiver.history import history as history_lib
+
+    cfg = _config(ctx, collection=collection)
+    found = history_lib(cfg, url, diff=show_diff)
+    if fmt == "jsonl":
+        for version in found.versions:
+            _echo(json.dumps({"type": "version", **dataclasses.asdict(version)}, ensure_ascii=False))
+        for check in found.checks:
+            _echo(json.dumps({"type": "check", **dataclasses.asdict(check)}, ensure_ascii=False))
+        for change in found.changes:
+            _echo(json.dumps({"type": "diff", **dataclasses.asdict(change)}, ensure_ascii=False))
+        return
+    _echo(found.url)
+    _echo(f"{plural(len(found.versions), 'version')}, {plural(len(found.checks) - 1, 'check')} after the capture")
+    for v in found.versions:
+        _echo(f"  {v.version:>3}  {v.kind:<9} {v.first_seen} .. {v.last_seen}  {v.status or '-':>3}  {v.title}")
+        _echo(f"       {v.replay_path}")
+    _echo("checks:")
+    for c in found.checks:
+        when = c.date[:19] + "Z"
+        _echo(f"  {when}  {c.kind:<9} {c.status or '-':>3}  {c.error or c.replay_path}")
+    for change in found.changes:
+        _echo(change.diff or f"version {change.before} -> {change.after}: title and text the same")
+
+
 def _show_index(report: IndexReport, cfg: Config) -> None:
     for line in report.mended:
         _echo(f"mended {line}", err=True)

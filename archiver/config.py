@@ -63,6 +63,8 @@ class Config:
     requisites_max_bytes: int = 25 * 1024 * 1024
     requisites_max_age: float = 86_400.0
     srcset_max: int = 8
+    recheck_min: float = 3_600.0
+    recheck_max: float = 7 * 86_400.0
     feed_max_items: int = 10_000
     feed_max_item_size: int = 1024 * 1024
     retries: int = 3
@@ -127,6 +129,9 @@ KEY_HELP: dict[str, str] = {
     "requisites_max_age": "a requisite captured this long ago is fetched again (seconds, or 30m, 12h, 1d, ...; "
                           "0: every time); an identical one is kept as a revisit record, no body",
     "srcset_max": "candidates of one srcset captured at most",
+    "recheck_min": "recapture checks an article this long after it was captured or changed (seconds, or 30m, 1h, "
+                   "...); the wait doubles while it stays unchanged",
+    "recheck_max": "the longest wait between two checks of an article (seconds, or 12h, 7d, ...)",
     "feed_max_items": "items read of one RSS/Atom feed; the rest are reported, not captured",
     "feed_max_item_size": "bytes of one feed item (its seed document); a larger item is reported, not captured",
     "retries": "extra tries after 429/5xx answers, cut bodies and connection errors",
@@ -138,7 +143,8 @@ KEY_HELP: dict[str, str] = {
 }
 
 CONFIG_KEYS = tuple(KEY_HELP)
-DURATIONS = frozenset({"requisites_max_age"})  # keys that also take a duration: 30m, 12h, 1d
+# keys that also take a duration: 30m, 12h, 1d
+DURATIONS = frozenset({"requisites_max_age", "recheck_min", "recheck_max"})
 
 
 def _validated(cfg: Config) -> Config:
@@ -161,6 +167,7 @@ def _validated(cfg: Config) -> Config:
         (cfg.requisites_max >= 0 and cfg.requisites_max_bytes >= 1 and cfg.requisites_max_age >= 0
          and cfg.srcset_max >= 1, "requisites_max, requisites_max_bytes, requisites_max_age and srcset_max "
                                   "must not be negative (srcset_max and requisites_max_bytes at least 1)"),
+        (60 <= cfg.recheck_min <= cfg.recheck_max, "recheck_min must be at least 60 seconds and at most recheck_max"),
         (cfg.feed_max_items >= 1 and cfg.feed_max_item_size >= 1024,
          "feed_max_items must be at least 1 and feed_max_item_size at least 1024"),
         (cfg.warc_max_size > 0, "warc_max_size must be positive"),

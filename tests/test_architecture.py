@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"archiver.index"},
     {"archiver.capture", "archiver.replay"},
     {"archiver.init", "archiver.verify", "archiver.export", "archiver.search", "archiver.wacz", "archiver.status",
-     "archiver.watch", "archiver.demo"},
+     "archiver.watch", "archiver.demo", "archiver.history"},
     {"archiver.cli", "archiver.__main__"},
 ]
 

@@ -41,7 +41,7 @@ def test_export_has_every_documented_field_in_order(tmp_path: Path) -> None:
         "final_url", "lead_image_url", "lead_image_status", "lead_image_error", "warc_file", "warc_offset",
         "warc_length",
         "payload_digest", "replay_path", "source", "error", "attempts", "requisites", "requisites_failed",
-        "requisites_skipped",
+        "requisites_skipped", "versions", "checks", "last_checked", "last_changed", "removed_at", "next_check",
     ]
 
 

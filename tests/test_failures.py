@@ -78,13 +78,14 @@ def _capture_process(root: Path, file_size_limit: int | None = None) -> subproce
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("limit", "where"), [(40_000, "opening the metadata index"),
-                                              (150_000, "writing the WARC files")])
+                                              (250_000, "writing the WARC files")])
 def test_a_full_disk_stops_capture_with_the_io_status_and_the_next_run_resumes(tmp_path: Path, site: NewsSite,
                                                                                limit: int, where: str) -> None:
     root = tmp_path / "root"
     (root / "seeds").mkdir(parents=True)
     (root / "config.yaml").write_text(FAST_YAML)
     pages = ["/plain.html", "/gzip.html", "/gbk.html", "/og-only.html", "/chunked.html", "/same-plain.html"]
+    pages += [page + "?again" for page in pages]  # WARC files that outgrow the metadata index and its log
     for n, page in enumerate(pages):
         (root / "seeds" / f"{n}.txt").write_text(seed_document(site.url + page, f"t{n}", 1696553101000 + n))
     full = _capture_process(root, file_size_limit=limit)

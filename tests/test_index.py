@@ -36,8 +36,8 @@ def index_file(path: Path, collection: str, fast: bool = True) -> FileIndex:
     """Everything the index reads of one file (`fast=False`: with warcio only)."""
     reader = FileReader(path, collection, fast)
     found = list(reader.articles())
-    texts = {article.url: text for article, text in found if text}
-    return FileIndex(reader.cdxj, [article for article, _ in found], texts, reader.count)
+    texts = {article.url: text for article, text, _ in found if text}
+    return FileIndex(reader.cdxj, [article for article, _, _ in found], texts, reader.count)
 
 
 

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from archiver.capture.outputs import Outputs, SeedEnv
+from archiver.capture.recheck import Recheck
 from archiver.capture.requisites import Requisite, RequisiteDone, capture_requisite_safely
 from archiver.capture.seed import capture_seed_safely
 from archiver.capture.shards import Batch
@@ -149,11 +150,13 @@ def run_batch(job: BatchJob, clock: Callable[[], datetime] = utc_now, new_id: Ca
 
     stopped = _Every(stop, STOP_CHECK_SECONDS) if stop is not None else (lambda: False)
 
-    def one(item: Seed | Requisite) -> Entry | RequisiteDone | None:
+    def one(item: Seed | Requisite | Recheck) -> Entry | RequisiteDone | None:
         if stopped():
             return None
         if isinstance(item, Requisite):
             return capture_requisite_safely(env, outputs, item)
+        if isinstance(item, Recheck):
+            return capture_seed_safely(env, outputs, item.seed, job.known, item.previous)
         return capture_seed_safely(env, outputs, item, job.known)
 
     try:

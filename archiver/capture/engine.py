@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from archiver.capture.batch import BatchDone, BatchJob, Outcome, SeedPool, collect, run_batch
+from archiver.capture.recheck import Recheck
 from archiver.capture.requisites import Requisite, RequisiteDone
 from archiver.capture.seed import failed_entry
 from archiver.capture.shards import Batcher, Work
@@ -115,7 +116,8 @@ class BatchEngine:
                     raise DiskError(f"writing the WARC files of batch {job.name}", outcome)
                 detail = f"{type(outcome).__name__}: {outcome}"
                 out.extend(RequisiteDone(item, None, detail=detail) if isinstance(item, Requisite)
-                           else failed_entry(item, "batch_failed", detail) for item in job.batch.items)
+                           else failed_entry(item.seed if isinstance(item, Recheck) else item, "batch_failed", detail)
+                           for item in job.batch.items)
                 continue
             entries, files = collect(job, outcome)
             out.extend(entries)

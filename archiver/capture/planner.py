@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from archiver.capture.recheck import Recheck
 from archiver.capture.requisites import Requisite, RequisiteDone
 from archiver.capture.shards import Work
 from archiver.config import Config
@@ -70,8 +71,9 @@ class Planner:
         is the same is written as a revisit. (A requisite carries its own.)"""
         found: dict[str, Previous] = {}
         for item in items:
-            if isinstance(item, Seed):
-                for url in (item.url, item.lead_image):
+            seed = item.seed if isinstance(item, Recheck) else item
+            if isinstance(seed, Seed):
+                for url in (seed.url, seed.lead_image):
                     if url and (last := previous(self.store.db, url)) is not None:
                         found[url] = last
         return found

@@ -14,13 +14,15 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO
 
 from archiver.capture.engine import BatchEngine, Runner, ThreadRunner
 from archiver.capture.planner import Planner, Tally
 from archiver.capture.processes import start_processes
+from archiver.capture.recheck import Selection, recheck_of, selected
 from archiver.capture.requisites import Requisite, RequisiteDone
+from archiver.capture.shards import Work
 from archiver.collection import Collection, locked
 from archiver.config import Config
 from archiver.errors import ArchiverError, SeedError, UsageError
@@ -31,16 +33,19 @@ from archiver.index.cdxj import PendingLines
 from archiver.index.follow import follow_cdxj
 from archiver.index.fragments import Entry
 from archiver.index.listing import write_listing
-from archiver.index.metadata import Store
+from archiver.index.metadata import Store, check_of
+from archiver.index.rows import iso_seconds
+from archiver.index.versions import Schedule
 from archiver.seeds.feeds import FeedLimits, fetch_feed
 from archiver.seeds.model import BadSeed, Seed, check_url
 from archiver.seeds.sources import iter_seeds
-from archiver.warc.record import new_record_id, utc_now
+from archiver.warc.record import new_record_id, utc_now, warc_date
 
 
 @dataclass(frozen=True)
 class Event:
-    """Progress, as the capture goes: kind is captured, failed, invalid, skipped or duplicate."""
+    """Progress, as the capture goes: kind is captured, failed, invalid, skipped or duplicate; for a
+    check of a captured article, checked (reason: what it found, index/versions.py)."""
 
     kind: str
     source: str
@@ -69,6 +74,7 @@ class CaptureReport:
     mended: list[str] = field(default_factory=list)  # leftovers of a killed run, mended before it started
     skipped_files: list[str] = field(default_factory=list)  # files in archive/ that cannot be indexed, and why
     requisites: Tally = field(default_factory=Tally)  # what the pages needed to look as they did
+    checks: Counter[str] = field(default_factory=Counter)  # recapture: what the checks found, by kind
 
     def fail(self, event: Event) -> None:
         self.failed += 1
@@ -110,6 +116,51 @@ def capture(
 def _capture(cfg: Config, sources: Iterable[str], stdin: IO[str] | None,
              on_event: Callable[[Event], None] | None, clock: Callable[[], datetime], new_id: Callable[[], str],
              policy: AddressPolicy | None, feeds: Iterable[str], runner: Runner | None) -> CaptureReport:
+    def work(store: Store, report: CaptureReport, notify: Callable[[Event], None]) -> Iterator[Work]:
+        seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy),
+                                iter_seeds(sources, cfg.root, stdin, FeedLimits.of(cfg)))
+        return _todo(seeds, store, set(), report, notify)
+
+    return _running(cfg, work, on_event, clock, new_id, policy, runner)
+
+
+def recapture(
+    cfg: Config,
+    selection: Selection | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    new_id: Callable[[], str] = new_record_id,
+    policy: AddressPolicy | None = None,
+    runner: Runner | None = None,
+) -> CaptureReport:
+    """Check captured articles again (those `selection` names): each check is written as a
+    capture is, a revisit when the page is unchanged, and says what it found (index/versions.py).
+    Nothing of an earlier capture is replaced. Arguments as for capture(); no selection: those due."""
+    chosen = selection or Selection()
+
+    def work(store: Store, report: CaptureReport, notify: Callable[[Event], None]) -> Iterator[Work]:
+        now = clock()
+        cut = iso_seconds(warc_date(now - timedelta(seconds=chosen.older_than or 0)))
+        for url in selected(store, chosen, iso_seconds(warc_date(now)), cut):
+            item = recheck_of(store, url)
+            if item is not None:
+                yield item
+        for url in dict.fromkeys(chosen.urls):
+            if not store.is_captured(url):
+                event = Event("failed", url, url, "not_captured", "no captured version to check")
+                report.fail(event)
+                notify(event)
+
+    try:
+        return _running(cfg, work, on_event, clock, new_id, policy, runner)
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+def _running(cfg: Config, work: Callable[[Store, CaptureReport, Callable[[Event], None]], Iterator[Work]],
+             on_event: Callable[[Event], None] | None, clock: Callable[[], datetime], new_id: Callable[[], str],
+             policy: AddressPolicy | None, runner: Runner | None) -> CaptureReport:
     collection = Collection.of(cfg)
     injected = clock is not utc_now or new_id is not new_record_id or policy is not None
     if injected and (cfg.cluster or runner is not None):
@@ -124,9 +175,7 @@ def _capture(cfg: Config, sources: Iterable[str], stdin: IO[str] | None,
         elif runner is None:
             runner = (start_processes(cfg) if not injected else None) or ThreadRunner(cfg, clock, new_id, policy)
         engine = BatchEngine(cfg, collection, runner, clock)
-        seeds = itertools.chain(_feed_items(cfg, feeds, clock, policy), iter_seeds(sources, cfg.root, stdin,
-                                                                                         FeedLimits.of(cfg)))
-        report = _run(cfg, collection, seeds, on_event or (lambda event: None), engine, clock)
+        report = _run(cfg, collection, work, on_event or (lambda event: None), engine, clock)
         report.mended, report.skipped_files = leftovers.mended, leftovers.unreadable
         if report.files:
             try:  # replay reads a zipnum or Redis copy of index.cdxj: it must see the new captures too
@@ -154,10 +203,10 @@ def _feed_items(cfg: Config, feeds: Iterable[str], clock: Callable[[], datetime]
         fetcher.close()
 
 
-def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
+def _run(cfg: Config, collection: Collection,
+         work: Callable[[Store, CaptureReport, Callable[[Event], None]], Iterator[Work]],
          notify: Callable[[Event], None], engine: BatchEngine, clock: Callable[[], datetime]) -> CaptureReport:
     report = CaptureReport()
-    seen: set[str] = set()
     # the replay-index lines of this run's records, kept in sorted runs (memory stays flat)
     with Store(collection.db_path) as store, PendingLines(collection) as lines:
         planner = Planner(cfg, store, clock)
@@ -177,10 +226,10 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
                     while not engine.room():
                         record(engine.results(1.0))
                     engine.submit(item)
-                for seed in _todo(seeds, store, seen, report, notify):
+                for one in work(store, report, notify):
                     while not engine.room():
                         record(engine.results(1.0))
-                    engine.submit(seed)
+                    engine.submit(one)
                 engine.end_of_input()
                 while engine.pending():
                     record(engine.results(1.0))
@@ -193,6 +242,7 @@ def _run(cfg: Config, collection: Collection, seeds: Iterator[Seed | BadSeed],
             files = engine.close()
         with store.transaction():  # (left to the next run if this one fails: the changes stay noted)
             store.recount()  # the requisite counts of the articles whose requisites changed
+            store.revise(Schedule(cfg.recheck_min, cfg.recheck_max))  # their versions and next checks
         # every file of the run is complete: its records join the replay index
         add_files(collection, store, files, lines)
         report.files = len(files)
@@ -234,13 +284,27 @@ def _record(results: list[Entry | RequisiteDone], store: Store, lines: PendingLi
                 more += planner.done(result)
                 continue
             entries.append(result)
-            store.put(result.article)
-            if result.text:  # searchable once `archiver search` has indexed it (index/fulltext.py)
-                store.queue_text(result.article.url, result.article.search_title, result.text)
+            seen = result.seen
+            if seen is not None and seen.kind != "captured":  # a check: the article's row stays as captured
+                store.put_check(check_of(result.article, seen))
+                if seen.kind in ("edited", "restored") and result.text:  # search finds what it says now
+                    store.queue_text(result.article.url, result.article.search_title, result.text)
+            else:
+                # (a failed attempt never replaces a captured row: a check whose batch failed)
+                if store.put(result.article, prefer_existing_capture=True) and result.text:
+                    # searchable once `archiver search` has indexed it (index/fulltext.py)
+                    store.queue_text(result.article.url, result.article.search_title, result.text)
+                if seen is not None:
+                    store.put_check(check_of(result.article, seen))
             more += planner.page(result)
     for result in entries:
         article = result.article
-        if article.error:
+        if result.seen is not None and result.seen.kind != "captured":
+            report.checks[result.seen.kind] += 1
+            event = Event("checked", article.source, article.url, result.seen.kind, article.error)
+            if result.seen.kind == "failed":
+                report.fail(event)
+        elif article.error:
             event = Event("failed", article.source, article.url, article.error, result.detail)
             report.fail(event)
         else:

@@ -15,21 +15,27 @@ from archiver.capture.outputs import Outputs, SeedEnv, SharedFile, write_chain
 from archiver.errors import is_disk_error
 from archiver.extract.decode import MAX_DECODED, decode_body, is_html
 from archiver.extract.page import PageInfo, page_info
+from archiver.extract.versions import Reading, classify, normal_text, text_digest
 from archiver.fetch.client import Chain, Exchange
 from archiver.index.cdxj import cdxj_line
 from archiver.index.fragments import Entry
 from archiver.index.links import LINKS_TYPE, Links, Previous, capture_of, dated, links_block
 from archiver.index.metadata import Article
 from archiver.index.rows import SeedRecord, build_article
+from archiver.index.versions import Seen
 from archiver.seeds.model import Seed
 from archiver.warc.record import (
     ATTEMPTS,
+    CHECK,
     ERROR,
     LEAD_IMAGE,
+    LEAD_IMAGE_DIGEST,
     LEAD_IMAGE_STATUS,
     MAX_URL,
     SEED_DOCUMENT_TYPE,
     SOURCE,
+    TEXT_DIGEST,
+    TEXT_LENGTH,
     URL_SEED_TYPE,
     Written,
     feed_copy_url,
@@ -86,15 +92,28 @@ def _page(exchange: Exchange, srcset_max: int) -> PageInfo | None:
     return page_info(body, exchange.content_type, exchange.url, srcset_max)
 
 
-def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed, known: Mapping[str, Previous]) -> Entry:
-    """Capture `seed`; `known`: the last payloads of URLs fetched before (a repeat is a revisit)."""
+def capture_seed(env: SeedEnv, outputs: Outputs, seed: Seed, known: Mapping[str, Previous],
+                 previous: Reading | None = None) -> Entry:
+    """Capture `seed`; `known`: the last payloads of URLs fetched before (a repeat is a revisit).
+    `previous`: what a captured article was last seen as, when this is a check of it."""
     with outputs.session() as out:
-        entry = _capture_seed(env, out, seed, known)
+        entry = _capture_seed(env, out, seed, known, previous)
         out.flush()  # a run killed later keeps this seed: mending keeps what reached the file
         return entry
 
 
-def _capture_seed(env: SeedEnv, out: SharedFile, seed: Seed, known: Mapping[str, Previous]) -> Entry:
+def _lead_of(seed: Seed, page: PageInfo | None, checking: bool) -> str:
+    """The lead image to fetch: the seed's, else the page's. A check keeps the one the article had
+    while the page still names it (a feed's image and the page's og:image are often two sizes of
+    one picture), and otherwise takes the page's: a lead image replaced is an edit."""
+    if checking and page is not None:
+        named = {page.lead_image, *(ref.url for ref in page.requisites)}
+        return seed.lead_image if seed.lead_image and seed.lead_image in named else page.lead_image
+    return seed.lead_image or (page.lead_image if page else "")
+
+
+def _capture_seed(env: SeedEnv, out: SharedFile, seed: Seed, known: Mapping[str, Previous],
+                  previous: Reading | None) -> Entry:
     fetcher, new_id, cfg = env.fetcher, env.new_id, env.cfg
     page_chain = fetcher.follow(seed.url)
     try:
@@ -104,14 +123,15 @@ def _capture_seed(env: SeedEnv, out: SharedFile, seed: Seed, known: Mapping[str,
     finally:
         page_chain.close()
     error = seed_error(page_chain)
-    lead = record_uri(seed.lead_image or (page.lead_image if page else ""))
+    lead = record_uri(_lead_of(seed, page, previous is not None))
     lead_status = ""
     if len(lead) > MAX_URL:  # not fetched, and not written into the metadata record's header
         lead, lead_status = "", "url_too_long"
     indexed = list(responses)
     finals = [responses[-1] if responses else None]  # the record each links record stands beside
     links = [page_links(seed.url, page_chain, responses, error, known.get(seed.url) if revisit else None,
-                        page if not error else None, cfg.requisites_max if cfg.requisites else -1)]
+                        page if not error else None, cfg.requisites_max if cfg.requisites else -1, shown=page)]
+    lead_digest = ""
     if lead and cfg.lead_images:
         referer = final.url if final is not None else seed.url
         image_chain = fetcher.follow(lead, referer=referer)
@@ -122,6 +142,8 @@ def _capture_seed(env: SeedEnv, out: SharedFile, seed: Seed, known: Mapping[str,
         indexed += image_responses
         finals.append(image_responses[-1] if image_responses else None)
         lead_status = lead_image_status(image_chain)
+        if image_responses and not fetch_error(image_chain) and image_responses[-1].digest:
+            lead_digest = "sha1:" + image_responses[-1].digest
         links.append(page_links(lead, image_chain, image_responses, fetch_error(image_chain),
                                 known.get(lead) if image_revisit else None))
     now = warc_date(env.clock())
@@ -133,6 +155,7 @@ def _capture_seed(env: SeedEnv, out: SharedFile, seed: Seed, known: Mapping[str,
     links = [dated(item, now) for item in links]
     for item, beside in zip(links, finals, strict=True):
         write_links(out, item, beside, new_id, now)
+    seen = _seen(previous, page_chain, responses, error, page, lead_digest, now)
     fields = {
         SOURCE: seed.source,
         ERROR: error,
@@ -141,6 +164,10 @@ def _capture_seed(env: SeedEnv, out: SharedFile, seed: Seed, known: Mapping[str,
         ATTEMPTS: str(page_chain.attempts) if page_chain.attempts else "",
         "WARC-Concurrent-To": responses[-1].record_id if responses else "",
         "WARC-Refers-To": feed_copy.record_id if feed_copy else "",
+        CHECK: seen.kind if seen is not None and previous is not None else "",
+        TEXT_DIGEST: seen.text_digest if seen is not None else "",
+        TEXT_LENGTH: str(seen.text_length) if seen is not None and seen.text_digest else "",
+        LEAD_IMAGE_DIGEST: lead_digest,
     }
     if seed.document:
         block, content_type = seed.document, SEED_DOCUMENT_TYPE
@@ -152,7 +179,26 @@ def _capture_seed(env: SeedEnv, out: SharedFile, seed: Seed, known: Mapping[str,
     response = responses[-1] if responses else None
     article = build_article(env.collection.name, attempt, response, page, feed_copy)
     text = page.text if page is not None and not error else ""
-    return Entry(article, [cdxj_line(w) for w in indexed], text=text, links=tuple(links))
+    return Entry(article, [cdxj_line(w) for w in indexed], text=text, links=tuple(links), seen=seen)
+
+
+def _seen(previous: Reading | None, chain: Chain, responses: list[Written], error: str, page: PageInfo | None,
+          lead_digest: str, date: str) -> Seen | None:
+    """What this capture or check found (None: a capture that failed, which is no version)."""
+    reading = page.reading if page is not None and not error else ""
+    digest, length = (text_digest(reading), len(normal_text(reading))) if reading else ("", 0)
+    if previous is None:
+        return Seen("captured", date, digest, length, lead_digest) if not error else None
+    final = chain.final
+    response = responses[-1] if responses else None
+    now = Reading(status=final.status if final is not None else None, error=chain.error, url=previous.url,
+                  final_url=response.uri if response is not None else "",
+                  payload_digest=("sha1:" + response.digest) if response is not None and response.digest else "",
+                  title=page.title if page is not None else "", text=reading,
+                  # a lead image not fetched now (it failed, or lead_images is off), or not known
+                  # before (a capture older than versions): no change of image can be told
+                  lead_digest=lead_digest if lead_digest and previous.lead_digest else previous.lead_digest)
+    return Seen(classify(previous, now), date, digest, length, lead_digest)
 
 
 def fetch_error(chain: Chain) -> str:
@@ -168,13 +214,14 @@ def fetch_error(chain: Chain) -> str:
 
 
 def page_links(url: str, chain: Chain, written: list[Written], error: str, revisit_of: Previous | None,
-               page: PageInfo | None = None, most: int = -1) -> Links:
+               page: PageInfo | None = None, most: int = -1, shown: PageInfo | None = None) -> Links:
     """The links record of a fetch: its outcome, and (`most` >= 0) at most `most` of the page's
-    requisites, the others counted as cut."""
+    requisites, the others counted as cut. `shown`: the page as parsed, even an error page."""
     date = written[-1].date if written else ""
     capture = capture_of(url, date, chain.final, error, revisit_of)
     # a revisit's page is not in its record: the index reads its title and time from here
-    fields = (page.title, page.published) if page is not None and revisit_of is not None else None
+    titled = shown or page
+    fields = (titled.title, titled.published) if titled is not None and revisit_of is not None else None
     if page is None or most < 0:
         return Links(url, capture, None, page=fields)
     found = page.requisites
@@ -188,10 +235,11 @@ def write_links(out: SharedFile, links: Links, response: Written | None, new_id:
     return out.write(metadata_spec(links.url, new_id(), date, links_block(links), LINKS_TYPE, fields))
 
 
-def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed, known: Mapping[str, Previous]) -> Entry:
+def capture_seed_safely(env: SeedEnv, outputs: Outputs, seed: Seed, known: Mapping[str, Previous],
+                        previous: Reading | None = None) -> Entry:
     """capture_seed, but a bug in archiver fails the seed (reported) rather than the run."""
     try:
-        return capture_seed(env, outputs, seed, known)
+        return capture_seed(env, outputs, seed, known, previous)
     except Exception as exc:
         if is_disk_error(exc):
             raise  # no seed can be written: the batch fails, and the capture stops (engine.py)

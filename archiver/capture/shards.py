@@ -22,9 +22,11 @@ from urllib.parse import urlsplit
 from archiver.seeds.model import Seed
 
 if TYPE_CHECKING:
+    from archiver.capture.recheck import Recheck
     from archiver.capture.requisites import Requisite
 
-Work = Union["Seed", "Requisite"]  # what a batch captures: seeds, and the requisites of their pages
+# what a batch captures: seeds, the requisites of their pages, and captured articles checked again
+Work = Union["Seed", "Requisite", "Recheck"]
 
 
 def host_of(url: str) -> str:

@@ -43,12 +43,17 @@ class PageInfo:
     published: str = ""
     lead_image: str = ""  # og:image / twitter:image, else the first article image; absolute
     text: str = ""  # the article's main text, for full-text search (at most MAX_TEXT characters)
+    # all of it (up to MAX_READING), what a check of the article compares and `history --diff` shows
+    reading: str = ""
     requisites: tuple[Reference, ...] = ()  # what a browser loads to show it (when asked for)
 
 
 # Characters of an article's main text kept for the full-text index: most Chinese news articles
 # are shorter, and the trigram index costs CPU for every character (see index/fulltext.py).
 MAX_TEXT = 4_000
+# Characters of the main text a check compares: a paragraph removed near the end of a long article
+# is an edit too
+MAX_READING = 200_000
 # Not the article: navigation, page furniture, scripts. Removed before the text is taken.
 _NOT_TEXT = "script, style, noscript, template, nav, header, footer, aside, form, iframe, svg, button"
 
@@ -99,11 +104,12 @@ def page_info(body: bytes, content_type: str, base_url: str, srcset_max: int = 0
         lead = ""
     # (before main_text, which takes the page's furniture out of the tree)
     requisites = tuple(page_requisites(tree, base_url, srcset_max)) if srcset_max else ()
-    return PageInfo(charset=charset, title=title, published=published, lead_image=lead, text=main_text(tree),
-                    requisites=requisites)
+    reading = main_text(tree, MAX_READING)
+    return PageInfo(charset=charset, title=title, published=published, lead_image=lead, text=reading[:MAX_TEXT],
+                    requisites=requisites, reading=reading)
 
 
-def main_text(tree: LexborHTMLParser) -> str:
+def main_text(tree: LexborHTMLParser, limit: int = MAX_TEXT) -> str:
     """The article's text: <article> (or <main>, or the body) without navigation and furniture.
 
     A structural rule, not a statistical extractor such as trafilatura: news pages mark their
@@ -122,7 +128,7 @@ def main_text(tree: LexborHTMLParser) -> str:
         if block:
             blocks.append(block)
             size += len(block) + 1
-            if size >= MAX_TEXT:  # enough: the rest would be cut anyway
+            if size >= limit:  # enough: the rest would be cut anyway
                 break
     text = "\n".join(blocks) or " ".join(scope.text(separator=" ").split())
-    return text[:MAX_TEXT]
+    return text[:limit]

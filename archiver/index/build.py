@@ -34,10 +34,11 @@ from archiver.index.fragments import Entry, iter_entries, orphans, write_fragmen
 from archiver.index.fulltext import clear_search, update_search
 from archiver.index.links import Links, iter_lines, read_lines
 from archiver.index.listing import write_listing
-from archiver.index.metadata import Store
+from archiver.index.metadata import Store, check_of
 from archiver.index.pywbconfig import collection_index
 from archiver.index.reader import FileReader
 from archiver.index.redis import RedisReport, load_redis, parse_redis_url
+from archiver.index.versions import Schedule
 from archiver.index.zipnum import ZipnumReport, build_zipnum
 from archiver.storage import LocalStorage, Storage, collection_storage, warc_names, warc_sizes
 from archiver.warc.write import mend
@@ -137,7 +138,7 @@ def index_part(name: str, cfg: Config, collection: Collection, parts: str, here:
     # a copy keeps the file's name: it is the records' filename in the index
     local = storage.staging_path(f"archive/{name}").with_name(name) if copy else collection.archive_dir / name
     reader = FileReader(local, collection.name)
-    entries = (Entry(article, [], "", text) for article, text in reader.articles())
+    entries = (Entry(article, [], "", text, seen=seen) for article, text, seen in reader.articles())
     try:
         if copy:
             with storage.open_read(f"archive/{name}") as src, local.open("wb") as out:
@@ -290,8 +291,14 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
             readable.append(part.name)
             sorted_parts.append(part.cdxj)
             for entry in iter_entries(storage, part.fragment) if part.fragment else part.entries:
+                seen = entry.seen
+                if seen is not None and seen.kind != "captured":  # a check: the row stays the capture's
+                    store.put_check(check_of(entry.article, seen))
+                    continue
                 if store.put(entry.article, prefer_existing_capture=True) and entry.text:
                     store.queue_text(entry.article.url, entry.article.search_title, entry.text)
+                if seen is not None:
+                    store.put_check(check_of(entry.article, seen))
             for links in _part_links(storage, part):
                 store.put_links(links)
             if part.fragment:
@@ -305,3 +312,5 @@ def _index_into(cfg: Config, collection: Collection, storage: Storage, store: St
             merge_cdxj(collection.cdxj_path, merged(parts_opened, Path(scratch)), replace=rebuild)
         store.mark_indexed((name, sizes[name]) for name in readable)
         store.recount(everything=rebuild)  # the articles' requisite counts, from the links records
+        # their versions and next checks, from the checks
+        store.revise(Schedule(cfg.recheck_min, cfg.recheck_max), everything=rebuild)

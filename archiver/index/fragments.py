@@ -20,6 +20,7 @@ from typing import Any
 from archiver._arrow import pyarrow
 from archiver.index.links import Links
 from archiver.index.metadata import FIELDS, INTEGER_FIELDS, Article
+from archiver.index.versions import Seen
 from archiver.storage import Storage
 
 FOLDER = "indexes/fragments"
@@ -36,6 +37,7 @@ class Entry:
     detail: str = ""  # why it failed, when the reason alone does not say
     text: str = ""  # the article's main text, for full-text search
     links: tuple[Links, ...] = ()  # the links records of its fetches (page, lead image), as written
+    seen: Seen | None = None  # what a capture or check found (index/versions.py); None: nothing (failed capture)
 
 
 def fragment_name(name: str) -> str:
@@ -48,7 +50,9 @@ def _schema() -> Any:
 
     columns = [pa.field(name, pa.int64() if name in INTEGER_FIELDS else pa.string()) for name in FIELDS]
     columns += [pa.field("cdxj", pa.list_(pa.string())), pa.field("detail", pa.string()),
-                pa.field("text", pa.string())]
+                pa.field("text", pa.string()), pa.field("seen_kind", pa.string()), pa.field("seen_date", pa.string()),
+                pa.field("text_digest", pa.string()), pa.field("text_length", pa.int64()),
+                pa.field("lead_digest", pa.string())]
     return pa.schema(columns)
 
 
@@ -71,7 +75,10 @@ def write_fragment(storage: Storage, name: str, files: list[str], entries: Itera
                 first = False
                 columns: list[list[Any]] = [[] for _ in schema]
                 for entry in group:
-                    values = (*entry.article.row(), entry.cdxj, entry.detail, entry.text)
+                    seen = entry.seen
+                    values = (*entry.article.row(), entry.cdxj, entry.detail, entry.text,
+                              *((seen.kind, seen.date, seen.text_digest, seen.text_length, seen.lead_digest)
+                                if seen is not None else (None, None, None, None, None)))
                     for column, value in zip(columns, values, strict=True):
                         column.append(value)
                 arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
@@ -94,8 +101,10 @@ def iter_entries(storage: Storage, target: str) -> Iterator[Entry]:
         parquet = pq.ParquetFile(fh, pre_buffer=False)
         for group in range(parquet.num_row_groups):
             for row in parquet.read_row_group(group).to_pylist():
+                seen = (Seen(row["seen_kind"], row["seen_date"] or "", row["text_digest"] or "",
+                             row["text_length"] or 0, row["lead_digest"] or "") if row.get("seen_kind") else None)
                 yield Entry(Article(**{name: row[name] for name in FIELDS}), list(row["cdxj"] or []),
-                            row["detail"] or "", row["text"] or "")
+                            row["detail"] or "", row["text"] or "", seen=seen)
 
 
 def files_named(storage: Storage, target: str) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.errors import ConfigError, DiskError, is_disk_error
-from archiver.index import links
+from archiver.index import links, versions
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,14 @@ class Article:
     requisites: int | None = None
     requisites_failed: int | None = None
     requisites_skipped: int | None = None
+    # its versions (index/versions.py): how many, the checks after the capture, when it was last
+    # checked, last changed, first seen removed (while it stays removed), and is due to be checked
+    versions: int | None = None
+    checks: int | None = None
+    last_checked: str = ""
+    last_changed: str = ""
+    removed_at: str = ""
+    next_check: str = ""
 
     @property
     def captured(self) -> bool:
@@ -65,11 +73,20 @@ class Article:
 
 FIELDS = tuple(f.name for f in fields(Article))
 
+
+def check_of(article: Article, seen: versions.Seen) -> versions.Check:
+    """The checks row of a capture or check (index/versions.py): where its records are, what it found."""
+    return versions.Check(article.url, seen.date, seen.kind, article.status, article.error, article.final_url,
+                          article.page_title, seen.text_digest, seen.text_length, seen.lead_digest,
+                          article.payload_digest, article.warc_file, article.warc_offset, article.warc_length,
+                          article.replay_path)
+
 INTEGER_FIELDS = frozenset({"seed_timestamp", "status", "lead_image_status", "warc_offset", "warc_length",
-                            "attempts", "requisites", "requisites_failed", "requisites_skipped"})
+                            "attempts", "requisites", "requisites_failed", "requisites_skipped", "versions",
+                            "checks"})
 # Bumped whenever the tables change. The index is derived data: on a mismatch it is dropped and
 # rebuilt from the WARC files by the next capture or index run.
-SCHEMA_VERSION = 6  # 5: lead_image_status an integer, lead_image_error; 6: requisites
+SCHEMA_VERSION = 7  # 5: lead_image_status an integer, lead_image_error; 6: requisites; 7: versions
 _COLUMNS = ",\n    ".join(
     f"{name} {'INTEGER' if name in INTEGER_FIELDS else 'TEXT'}{' PRIMARY KEY' if name == 'url' else ''}"
     for name in FIELDS
@@ -110,7 +127,7 @@ CREATE TABLE IF NOT EXISTS search_pending (
     title TEXT NOT NULL,
     text TEXT NOT NULL
 );
-""" + links.SCHEMA
+""" + links.SCHEMA + versions.SCHEMA
 
 
 def readonly_uri(path: Path) -> str:
@@ -168,7 +185,7 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 self.db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in (
-                    "articles", "warc_files", "search", *links.TABLES)))
+                    "articles", "warc_files", "search", *links.TABLES, *versions.TABLES)))
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
@@ -228,6 +245,14 @@ class Store:
         """Count the requisites of the articles whose own changed (of all, with `everything`)."""
         return links.recount(self.db, everything)
 
+    def put_check(self, check: versions.Check) -> None:
+        """Record a capture or a check of an article (index/versions.py)."""
+        versions.put_check(self.db, check)
+
+    def revise(self, schedule: versions.Schedule, everything: bool = False) -> int:
+        """Derive the versions and next checks of the articles whose checks changed (of all, with `everything`)."""
+        return versions.revise(self.db, schedule, everything)
+
     def get(self, url: str) -> Article | None:
         row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles WHERE url = ?", (url,)).fetchone()
         return Article(*row) if row else None
@@ -254,7 +279,7 @@ class Store:
         self.db.execute("DELETE FROM articles")
         self.db.execute("DELETE FROM warc_files")
         self.db.execute("DELETE FROM search_pending")
-        for table in links.TABLES:
+        for table in (*links.TABLES, *versions.TABLES):
             self.db.execute(f"DELETE FROM {table}")
 
     # Where the collection page's listing must be written again from (listing.py), kept in the

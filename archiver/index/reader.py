@@ -15,21 +15,27 @@ from pathlib import Path
 from archiver.errors import SeedError, WarcError
 from archiver.extract.decode import MAX_DECODED, decode_body, is_html
 from archiver.extract.page import PageInfo, page_info
+from archiver.extract.versions import normal_text, text_digest
 from archiver.index.cdxj import cdxj_line
 from archiver.index.links import LINKS_TYPE, MAX_BLOCK, Links, parse_links
 from archiver.index.metadata import Article
 from archiver.index.rows import SeedRecord, build_article
+from archiver.index.versions import CHECK_KINDS, Seen
 from archiver.seeds.document import parse_seed_document
 from archiver.seeds.model import Seed
 from archiver.warc.read import RecordRead, Unsure, fast_readable, read_fast, read_warcio, warcio_iterator
 from archiver.warc.record import (
     ATTEMPTS,
+    CHECK,
     ERROR,
     INDEXED_TYPES,
     LEAD_IMAGE,
+    LEAD_IMAGE_DIGEST,
     LEAD_IMAGE_STATUS,
     SEED_DOCUMENT_TYPE,
     SOURCE,
+    TEXT_DIGEST,
+    TEXT_LENGTH,
     Written,
     target_uri,
 )
@@ -58,7 +64,7 @@ class FileReader:
         self.links: list[Links] = []  # the file's links records (links.py), complete once it is read
         self.page_fields: OrderedDict[str, tuple[str, str]] = OrderedDict()  # revisited pages' title, time
 
-    def articles(self) -> Iterator[tuple[Article, str]]:
+    def articles(self) -> Iterator[tuple[Article, str, Seen | None]]:
         given = 0
         if self.fast and fast_readable(self.path):
             try:
@@ -72,7 +78,7 @@ class FileReader:
             if number >= given:  # the same records give the same rows, in the same order
                 yield found
 
-    def _articles(self, reading: Iterator[RecordRead]) -> Iterator[tuple[Article, str]]:
+    def _articles(self, reading: Iterator[RecordRead]) -> Iterator[tuple[Article, str, Seen | None]]:
         path, records = self.path, self.records
         waiting: list[tuple[Written, dict[str, str], bytes, object]] = []  # attempts whose records come later
         recent: OrderedDict[str, tuple[bytes, str, str]] = OrderedDict()  # record ID -> body, encoding, type
@@ -164,7 +170,7 @@ def _written(record: RecordRead, filename: str) -> Written:
 
 def _article(path: Path, collection: str, records: dict[str, Written], meta: Written,
              headers: dict[str, str], block: bytes, page_read: object = _UNREAD,
-             page_fields: Mapping[str, tuple[str, str]] | None = None) -> tuple[Article, str] | None:
+             page_fields: Mapping[str, tuple[str, str]] | None = None) -> tuple[Article, str, Seen | None] | None:
     source = headers.get(SOURCE, "")
     content_type = headers.get("Content-Type", "")
     try:
@@ -187,7 +193,21 @@ def _article(path: Path, collection: str, records: dict[str, Written], meta: Wri
         title, published = page_fields[seed.url]
         page = PageInfo(title=title, published=published)
     text = page.text if page is not None and not attempt.error else ""
-    return build_article(collection, attempt, response, page, feed_copy), text
+    return build_article(collection, attempt, response, page, feed_copy), text, _seen(headers, meta, page, attempt)
+
+
+def _seen(headers: dict[str, str], meta: Written, page: PageInfo | None, attempt: SeedRecord) -> Seen | None:
+    """What the capture or check found, as its record says (records written before versions
+    existed carry no fingerprint: it is taken from the page)."""
+    kind = headers.get(CHECK, "")
+    if kind and kind not in CHECK_KINDS:
+        kind = "failed"  # a kind this archiver does not know: no version is made of it
+    if not kind and attempt.error:
+        return None  # a failed capture: no version
+    digest, length = headers.get(TEXT_DIGEST, ""), _int(headers.get(TEXT_LENGTH, "")) or 0
+    if not digest and page is not None and page.reading and not attempt.error:
+        digest, length = text_digest(page.reading), len(normal_text(page.reading))
+    return Seen(kind or "captured", meta.date, digest, length, headers.get(LEAD_IMAGE_DIGEST, ""))
 
 
 def _int(text: str) -> int | None:
@@ -195,12 +215,17 @@ def _int(text: str) -> int | None:
 
 
 def _read_page(path: Path, response: Written) -> PageInfo | None:
+    return page_at(path, response.offset, response.uri)
+
+
+def page_at(path: Path, offset: int, uri: str) -> PageInfo | None:
+    """The page in the response record at `offset` of the WARC file at `path`."""
     with path.open("rb") as fh:
-        fh.seek(response.offset)
+        fh.seek(offset)
         for record in warcio_iterator(fh):
             http = record.http_headers
             body = record.raw_stream.read(MAX_DECODED)
             encoding = http.get_header("Content-Encoding") or "" if http else ""
             content_type = http.get_header("Content-Type") or "" if http else ""
-            return page_info(decode_body(body, encoding), content_type, response.uri)
+            return page_info(decode_body(body, encoding), content_type, uri)
     return None

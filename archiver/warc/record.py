@@ -26,6 +26,11 @@ ERROR = "Archiver-Error"
 LEAD_IMAGE = "Archiver-Lead-Image"
 LEAD_IMAGE_STATUS = "Archiver-Lead-Image-Status"
 ATTEMPTS = "Archiver-Attempts"
+# what a reader reads, on a seed's metadata record (index/versions.py), and what a check found
+TEXT_DIGEST = "Archiver-Text-Digest"
+TEXT_LENGTH = "Archiver-Text-Length"
+LEAD_IMAGE_DIGEST = "Archiver-Lead-Image-Digest"
+CHECK = "Archiver-Check"
 SEED_DOCUMENT_TYPE = "text/markdown; charset=utf-8"
 URL_SEED_TYPE = "text/uri-list; charset=utf-8"
 FEED_COPY_HOST = "feed-copy.invalid"  # RFC 2606: can never be a real host

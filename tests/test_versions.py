@@ -1,0 +1,241 @@
+"""Captured articles checked again (`archiver recapture`): every kind of change found and recorded,
+revisits for unchanged pages, versions rebuilt from the WARC files alone, the schedule, history."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from archiver.capture.recheck import Selection
+from archiver.capture.run import capture, recapture
+from archiver.cli import cli
+from archiver.collection import Collection
+from archiver.config import Config
+from archiver.history import history
+from archiver.index.build import build_index
+from archiver.index.metadata import Store
+from archiver.warc.record import REVISIT_PROFILE
+
+from .support.changingsite import REMOVED_PARAGRAPH, SOFTENED_HEADLINE, ChangingSite
+from .support.looks import Watched, chromium
+from .support.replaying import replay_server
+from .support.warcs import check_with_third_party_tools
+
+EVERYTHING = Selection(older_than=0, everything=True)
+# what the first check after change() finds, article by article
+CHANGED = {"unchanged": "unchanged", "noisy": "same", "headline": "edited", "paragraph": "edited", "lead": "edited",
+           "gone404": "removed", "gone410": "removed", "front": "removed", "section": "removed", "stub": "removed",
+           "flaky": "failed", "moved": "unchanged"}
+
+
+@pytest.fixture
+def site() -> Iterator[ChangingSite]:
+    running = ChangingSite()
+    running.stall = 10.0  # past read_timeout: the first load after change() fails
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def checking(cfg: Config) -> Config:
+    return replace(cfg, retries=0)  # a stall is one failed check, not a retry that hides it
+
+
+def _urls(cfg: Config, site: ChangingSite) -> list[str]:
+    urls = [site.article(name) for name in site.NAMES]
+    (cfg.root / "urls.txt").write_text("".join(url + "\n" for url in urls))
+    return urls
+
+
+def _found(report_checks: dict[str, int]) -> dict[str, int]:
+    return {kind: count for kind, count in report_checks.items() if count}
+
+
+def _tables(cfg: Config) -> tuple[list[tuple[object, ...]], ...]:
+    with Store(Collection.of(cfg).db_path, readonly=True) as store:
+        return tuple(store.db.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()
+                     for table in ("checks", "versions"))
+
+
+def _row(cfg: Config, url: str) -> dict[str, object]:
+    with Store(Collection.of(cfg).db_path, readonly=True) as store:
+        store.db.row_factory = sqlite3.Row
+        return dict(store.db.execute("SELECT * FROM articles WHERE url = ?", (url,)).fetchone())
+
+
+def test_every_kind_of_change_is_found_recorded_and_rebuilt(checking: Config, site: ChangingSite) -> None:
+    cfg = checking
+    urls = _urls(cfg, site)
+    assert capture(cfg, [str(cfg.root / "urls.txt")]).captured == len(urls)
+    first = recapture(cfg, EVERYTHING)  # nothing changed yet: the noisy page's bytes only
+    assert _found(first.checks) == {"unchanged": 11, "same": 1} and first.ok
+    site.change()
+    changed = recapture(cfg, EVERYTHING)
+    expected: dict[str, int] = {}
+    for kind in CHANGED.values():
+        expected[kind] = expected.get(kind, 0) + 1
+    assert _found(changed.checks) == expected
+    assert changed.failed == 1 and changed.failed_by_reason == {"failed": 1}  # the flaky one: not a removal
+    for name, kind in CHANGED.items():
+        found = history(cfg, site.article(name))
+        assert found.checks[-1].kind == kind, name
+        assert len(found.versions) == (2 if kind in ("edited", "removed") else 1), name
+    again = recapture(cfg, EVERYTHING)  # the flaky article answers; the removed stay removed: no new version
+    assert _found(again.checks) == {"unchanged": 6, "same": 1, "removed": 5} and again.ok
+    assert history(cfg, site.article("flaky")).checks[-1].kind == "unchanged"
+    site.revert()
+    back = recapture(cfg, EVERYTHING)  # the removed come back; the edits are undone: an edit again
+    assert _found(back.checks) == {"restored": 5, "edited": 3, "unchanged": 3, "same": 1}
+    gone = _row(cfg, site.article("gone404"))
+    assert gone["versions"] == 3 and gone["removed_at"] == "" and gone["checks"] == 4
+    assert _row(cfg, site.article("unchanged"))["versions"] == 1
+    # nothing of the first capture was replaced: the article row is still the capture's
+    assert _row(cfg, site.article("headline"))["page_title"] != SOFTENED_HEADLINE
+    check_with_third_party_tools(Collection.of(cfg).archive_dir)
+    before = _tables(cfg)
+    build_index(cfg)  # from the WARC files alone
+    after = _tables(cfg)
+    for table_before, table_after in zip(before, after, strict=True):
+        assert len(table_before) == len(table_after)
+        for a, b in zip(table_before, table_after, strict=True):
+            assert a == b, [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    for name in ("gone404", "headline", "flaky"):
+        assert _row(cfg, site.article(name))["versions"] == len(history(cfg, site.article(name)).versions)
+
+
+@pytest.mark.slow
+def test_an_unchanged_page_is_a_revisit_and_replays_each_version_at_its_time(checking: Config, site: ChangingSite,
+                                                                             tmp_path: Path) -> None:
+    cfg = checking
+    article = site.article("headline")
+    day = [datetime(2025, 1, 1, tzinfo=UTC)]  # a day apart: pywb tells the versions apart by the second
+
+    def clock() -> datetime:
+        day[0] += timedelta(milliseconds=1)
+        return day[0]
+
+    capture(cfg, [article, site.article("unchanged")], clock=clock)
+    day[0] += timedelta(days=1)
+    recapture(cfg, EVERYTHING, clock=clock)
+    revisits = _records(cfg, "revisit")
+    assert {h["WARC-Target-URI"] for h in revisits} >= {article, site.article("unchanged")}
+    assert all(h["WARC-Profile"] == REVISIT_PROFILE for h in revisits)
+    site.change()
+    day[0] += timedelta(days=1)
+    recapture(cfg, Selection(urls=(article,), older_than=0), clock=clock)
+    versions = history(cfg, article).versions
+    assert [v.kind for v in versions] == ["captured", "edited"]
+    assert versions[1].title.startswith(SOFTENED_HEADLINE)
+    check_with_third_party_tools(Collection.of(cfg).archive_dir)
+    with replay_server(cfg.root) as base:  # each version at its own time, as pywb finds it
+        old, new = (_get(base + _unframed(v.replay_path)) for v in versions)
+        assert SOFTENED_HEADLINE not in old and SOFTENED_HEADLINE in new
+        with chromium() as browser:  # and as a reader sees it, in pywb's frame
+            shown = []
+            for version in versions:
+                with Watched(browser, "desktop", "() => document.readyState === 'complete'") as watched:
+                    watched.page.goto(base + version.replay_path)
+                    frame = watched.page.wait_for_selector("iframe").content_frame()
+                    assert frame is not None
+                    frame.wait_for_selector("h1")
+                    shown.append(frame.inner_text("h1"))
+                    assert not watched.failed, watched.failed
+                    watched.page.screenshot(path=str(tmp_path / f"version-{version.version}.png"))
+    assert shown[0] != SOFTENED_HEADLINE and shown[1] == SOFTENED_HEADLINE
+
+
+def test_history_diff_shows_the_removed_paragraph_sentence_by_sentence(checking: Config, site: ChangingSite) -> None:
+    cfg = checking
+    article = site.article("paragraph")
+    capture(cfg, [article])
+    site.change()
+    recapture(cfg, Selection(urls=(article,)))
+    found = history(cfg, article, diff=True)
+    assert len(found.changes) == 1
+    removed = [line[1:] for line in found.changes[0].diff.splitlines() if line.startswith("-") and
+               not line.startswith("---")]
+    added = [line for line in found.changes[0].diff.splitlines() if line.startswith("+") and
+             not line.startswith("+++")]
+    # one unit a sentence: a Chinese paragraph is one line, and the diff names its sentences
+    assert "".join(removed) == REMOVED_PARAGRAPH.replace(" ", "") and len(removed) > 1 and added == []
+
+
+def test_the_schedule_doubles_while_unchanged_and_only_what_is_due_is_checked(checking: Config,
+                                                                              site: ChangingSite) -> None:
+    cfg = checking
+    start = datetime(2025, 3, 1, 8, 0, 0, tzinfo=UTC)
+    at = [start]
+
+    def clock() -> datetime:
+        at[0] += timedelta(milliseconds=1)
+        return at[0]
+
+    urls = [site.article("unchanged"), site.article("headline")]
+    capture(cfg, urls, clock=clock)
+    assert _row(cfg, urls[0])["next_check"] == "2025-03-01T09:00:00Z"  # recheck_min, 1 hour
+    at[0] = start + timedelta(minutes=30)
+    assert sum(recapture(cfg, clock=clock).checks.values()) == 0  # nothing due yet
+    at[0] = start + timedelta(hours=1, minutes=1)
+    assert _found(recapture(cfg, clock=clock).checks) == {"unchanged": 2}
+    assert _row(cfg, urls[0])["next_check"] == "2025-03-01T11:01:00Z"  # 2 hours on
+    site.change()
+    at[0] = start + timedelta(hours=3, minutes=2)
+    assert _found(recapture(cfg, clock=clock).checks) == {"unchanged": 1, "edited": 1}
+    assert _row(cfg, urls[0])["next_check"] == "2025-03-01T15:02:00Z"  # unchanged again: 4 hours on
+    assert _row(cfg, urls[1])["next_check"] == "2025-03-01T12:02:00Z"  # edited: back to 1 hour
+    assert _row(cfg, urls[1])["last_changed"] == "2025-03-01T11:02:00Z"
+
+
+def _records(cfg: Config, kind: str) -> list[dict[str, str]]:
+    from warcio.archiveiterator import ArchiveIterator
+
+    found = []
+    for path in sorted(Collection.of(cfg).archive_dir.glob("*.warc.gz")):
+        with path.open("rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type == kind:
+                    found.append(dict(record.rec_headers.headers))
+    return found
+
+
+def _unframed(replay_path: str) -> str:
+    """/news/<ts>/<url> -> /news/<ts>id_/<url>: the archived bytes themselves."""
+    collection, stamp, url = replay_path.lstrip("/").split("/", 2)
+    return f"/{collection}/{stamp}id_/{url}"
+
+
+def _get(url: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=30) as answer:
+        return str(answer.read().decode("utf-8"))
+
+
+def test_the_commands_show_checks_and_history(tmp_path: Path, site: ChangingSite) -> None:
+    root = tmp_path / "root"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--root", str(root), "init"]).exit_code == 0
+    article = site.article("paragraph")
+    base = ["--root", str(root)]
+    assert runner.invoke(cli, [*base, "capture", "--allow-private", article]).exit_code == 0
+    site.change()
+    checked = runner.invoke(cli, [*base, "recapture", "--allow-private", "--url", article])
+    assert checked.exit_code == 0, checked.output
+    assert "EDITED" in checked.output and "1 article checked: 1 edited" in checked.output
+    shown = runner.invoke(cli, [*base, "history", article, "--diff"])
+    assert shown.exit_code == 0 and "2 versions, 1 check after the capture" in shown.output
+    assert "-" + REMOVED_PARAGRAPH.split("。")[0] in shown.output.replace(" ", "")
+    lines = [json.loads(line) for line in runner.invoke(cli, [*base, "history", article, "--format", "jsonl"])
+             .output.splitlines()]
+    assert [line["kind"] for line in lines if line["type"] == "version"] == ["captured", "edited"]
+    unknown = runner.invoke(cli, [*base, "recapture", "--allow-private", "--url", site.article("nope")])
+    assert unknown.exit_code == 1 and "not_captured" in unknown.output
+    assert runner.invoke(cli, [*base, "history", site.article("nope")]).exit_code == 2
+
