@@ -486,15 +486,19 @@ def replay(ctx: click.Context, collection: str | None, host: str, port: int) -> 
                    "[default: seed; capture for cdxj]")
 @click.option("--status", "statuses", multiple=True, metavar="VALUE",
               help="keep rows whose HTTP status is VALUE (200, or a class: 4xx), or 'captured', 'failed', "
-                   "or an error reason (http_404, timeout, ...); repeat for any of several")
+                   "'edited' (a recapture found an edit), 'removed' (and still removed), or an error reason "
+                   "(http_404, timeout, ...); repeat for any of several")
 @click.option("--host", "hosts", multiple=True, metavar="HOST",
               help="keep articles on HOST or its subdomains (example.org matches www.example.org); repeatable")
+@click.option("--versions", is_flag=True, help="one row per version of each article kept (archiver recapture)")
 @click.pass_context
 def export(ctx: click.Context, collection: str | None, fmt: str, output: Path | None, since: str | None,
-           until: str | None, time_field: str | None, statuses: tuple[str, ...], hosts: tuple[str, ...]) -> None:
+           until: str | None, time_field: str | None, statuses: tuple[str, ...], hosts: tuple[str, ...],
+           versions: bool) -> None:
     """Export the metadata index, one row per seed, as CSV, JSON Lines or Parquet; or the CDXJ index.
 
     Filters combine: a row must pass every one given, and any of the values of a repeated one.
+    With --versions, the rows are the versions of the articles the filters keep.
     """
     from archiver.export import Filters
     from archiver.export import export as export_lib
@@ -509,7 +513,7 @@ def export(ctx: click.Context, collection: str | None, fmt: str, output: Path | 
     stream: Any = sys.stdout
     if output is None and sys.stdout.isatty():  # a terminal: no escape sequence of a title reaches it
         stream = _SafeText(sys.stdout)
-    count = export_lib(cfg, output or stream, fmt, filters, progress)
+    count = export_lib(cfg, output or stream, fmt, filters, progress, versions=versions)
     live.clear()
     if output is not None:
         _echo(f"wrote {count} {'lines' if fmt == 'cdxj' else 'rows'} to {output}", err=True)
@@ -688,8 +692,10 @@ def watch(ctx: click.Context, feeds: tuple[str, ...], collection: str | None, ev
 
     def after_round(number: int, report: CaptureReport) -> None:
         progress.clear()
+        checked = ", ".join(f"{count} {kind}" for kind, count in sorted(report.checks.items()) if count)
         _echo(f"round {number}: {report.captured} captured, {report.failed} failed, "
-                   f"{report.skipped} already captured; next in {every}", err=True)
+              f"{report.skipped} already captured" + (f"; checked again: {checked}" if checked else "")
+              + f"; next in {every}", err=True)
 
     watch_lib(cfg, feeds, interval, on_round=after_round, on_event=progress)
 

@@ -30,6 +30,7 @@ from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.index.cdxj import parse_line
 from archiver.index.metadata import FIELDS, Store
+from archiver.index.versions import VERSION_COLUMNS
 from archiver.warc.record import article_url
 
 FORMATS = ("csv", "jsonl", "parquet", "cdxj")
@@ -105,8 +106,8 @@ def _status_value(text: str) -> str:
         return str(int(value))
     if _STATUS_CLASS.fullmatch(value) or _REASON.fullmatch(value):
         return value
-    raise UsageError(f"--status {text!r}: give an HTTP status (200), a class (4xx), 'captured', 'failed' "
-                     "or an error reason (http_404, timeout, dns_error, ...)")
+    raise UsageError(f"--status {text!r}: give an HTTP status (200), a class (4xx), 'captured', 'failed', "
+                     "'edited', 'removed' or an error reason (http_404, timeout, dns_error, ...)")
 
 
 def _host_value(text: str) -> str:
@@ -190,6 +191,10 @@ def _where(filters: Filters, db: sqlite3.Connection) -> tuple[str, list[object]]
                 anyof.append("coalesce(error, '') = ''")
             elif value == "failed":
                 anyof.append("coalesce(error, '') <> ''")
+            elif value == "removed":  # found removed by its last checks (index/versions.py)
+                anyof.append("coalesce(removed_at, '') <> ''")
+            elif value == "edited":  # a check found it edited, at least once
+                anyof.append("EXISTS (SELECT 1 FROM versions v WHERE v.url = articles.url AND v.kind = 'edited')")
             else:
                 anyof.append("error = ?")
                 params.append(value)
@@ -204,8 +209,10 @@ def _where(filters: Filters, db: sqlite3.Connection) -> tuple[str, list[object]]
 # --- export ----------------------------------------------------------------------------------
 
 def export(cfg: Config, out: IO[str] | Path, fmt: str = "csv",
-           filters: Filters | None = None, progress: Callable[[int], None] | None = None) -> int:
+           filters: Filters | None = None, progress: Callable[[int], None] | None = None,
+           versions: bool = False) -> int:
     """Write the collection's rows that pass `filters` to `out`; return how many were written.
+    With `versions`, one row per version of those articles instead (index/versions.py).
 
     `out` is a text stream, or a Path that is then written atomically (a temporary file renamed
     over it when complete, so a reader never sees half an export). parquet needs a Path.
@@ -217,19 +224,27 @@ def export(cfg: Config, out: IO[str] | Path, fmt: str = "csv",
     filters = filters or Filters()
     collection = Collection.of(cfg)
     if fmt == "cdxj":
+        if versions:
+            raise UsageError("--versions: cdxj lines are records; every version's records are in the cdxj export")
         return _export_cdxj(collection, out, filters)
     if not collection.db_path.exists():
         raise UsageError(f"collection {collection.name!r} has no metadata index under {cfg.root} "
                          "(capture something, or run 'archiver index')")
     with Store(collection.db_path, readonly=True) as store:
         where, params = _where(filters, store.db)
-        cursor = store.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles{where} {_ORDER}", params)
+        columns: tuple[str, ...] = FIELDS
+        if versions:
+            columns = VERSION_COLUMNS
+            cursor = store.db.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions WHERE url IN "
+                                      f"(SELECT url FROM articles{where}) ORDER BY url, version", params)
+        else:
+            cursor = store.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles{where} {_ORDER}", params)
         if isinstance(out, Path) and fmt == "parquet":
             with _file_output(out, None) as binary:
-                return _write_parquet(cursor, binary, progress)
+                return _write_parquet(cursor, binary, progress, versions)
         rows: Iterator[tuple[Any, ...]] = cursor if progress is None else _counted(cursor, progress)
         with _text_output(out) as stream:
-            return _write_text(rows, stream, fmt)
+            return _write_text(rows, stream, fmt, columns)
 
 
 def _counted(rows: Iterator[tuple[Any, ...]], progress: Callable[[int], None],
@@ -240,17 +255,17 @@ def _counted(rows: Iterator[tuple[Any, ...]], progress: Callable[[int], None],
         yield row
 
 
-def _write_text(rows: Iterator[tuple[Any, ...]], out: IO[str], fmt: str) -> int:
+def _write_text(rows: Iterator[tuple[Any, ...]], out: IO[str], fmt: str, columns: tuple[str, ...] = FIELDS) -> int:
     count = 0
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(FIELDS)
+        writer.writerow(columns)
         for row in rows:
             writer.writerow([safe_cell(v) for v in row])
             count += 1
     else:
         for row in rows:
-            out.write(json.dumps(dict(zip(FIELDS, row, strict=True)), ensure_ascii=False) + "\n")
+            out.write(json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False) + "\n")
             count += 1
     return count
 
@@ -357,7 +372,9 @@ def parquet_schema() -> Any:
     types = dict.fromkeys(FIELDS, pa.string())
     types.update(seed_timestamp=stamp, seed_time=stamp, capture_time=stamp, status=pa.int32(),
                  lead_image_status=pa.int32(), warc_offset=pa.int64(), warc_length=pa.int64(), attempts=pa.int32(),
-                 requisites=pa.int32(), requisites_failed=pa.int32(), requisites_skipped=pa.int32())
+                 requisites=pa.int32(), requisites_failed=pa.int32(), requisites_skipped=pa.int32(),
+                 versions=pa.int32(), checks=pa.int32(), last_checked=stamp, last_changed=stamp, removed_at=stamp,
+                 next_check=stamp)
     columns = []
     for name in FIELDS:
         columns.append(pa.field(name, types[name]))
@@ -366,16 +383,27 @@ def parquet_schema() -> Any:
     return pa.schema(columns)
 
 
-def _write_parquet(cursor: sqlite3.Cursor, out: IO[bytes], progress: Callable[[int], None] | None = None) -> int:
+def versions_schema() -> Any:
+    """The Parquet schema of `export --versions`."""
+    pa = pyarrow()
+    stamp = pa.timestamp("ms", tz="UTC")
+    types = dict.fromkeys(VERSION_COLUMNS, pa.string())
+    types.update(version=pa.int32(), first_seen=stamp, last_seen=stamp, text_length=pa.int64(), status=pa.int32(),
+                 warc_offset=pa.int64(), warc_length=pa.int64())
+    return pa.schema([pa.field(name, types[name]) for name in VERSION_COLUMNS])
+
+
+def _write_parquet(cursor: sqlite3.Cursor, out: IO[bytes], progress: Callable[[int], None] | None = None,
+                   versions: bool = False) -> int:
     # imported here: pyarrow is large, and only this format needs it
     pyarrow()
     import pyarrow.parquet as pq
 
-    schema = parquet_schema()
+    schema = versions_schema() if versions else parquet_schema()
     count = 0
     with pq.ParquetWriter(out, schema) as writer:
         while batch := cursor.fetchmany(BATCH_ROWS):
-            writer.write_batch(_record_batch(schema, batch))
+            writer.write_batch(_version_batch(schema, batch) if versions else _record_batch(schema, batch))
             count += len(batch)
             del batch  # dropped before the next is fetched: one batch in memory at a time
             if progress is not None:
@@ -386,7 +414,20 @@ def _write_parquet(cursor: sqlite3.Cursor, out: IO[bytes], progress: Callable[[i
 _SOURCE_COLUMN = {name: i for i, name in enumerate(FIELDS)} | {"published_utc": FIELDS.index("published")}
 _CONVERT: dict[str, Callable[[Any], Any]] = {
     "seed_time": _instant_ms, "capture_time": _instant_ms, "published_utc": _instant_ms,
+    "last_checked": _instant_ms, "last_changed": _instant_ms, "removed_at": _instant_ms, "next_check": _instant_ms,
 }
+
+
+def _version_batch(schema: Any, rows: list[tuple[Any, ...]]) -> Any:
+    pa = pyarrow()
+    columns = list(zip(*rows, strict=True))
+    arrays = []
+    for number, field in enumerate(schema):
+        values = columns[number]
+        if field.name in ("first_seen", "last_seen"):
+            values = tuple(map(_instant_ms, values))
+        arrays.append(pa.array(values, type=field.type))
+    return pa.record_batch(arrays, schema=schema)
 
 
 def _record_batch(schema: Any, rows: list[tuple[Any, ...]]) -> Any:

@@ -6,7 +6,7 @@ Layout of the ZIP:
                               so that a reader can seek to a record with an HTTP range request
     indexes/index.cdx         the collection's CDXJ replay index, byte for byte (sorted; `filename`
                               is the WARC file's name as it appears in archive/)
-    pages/pages.jsonl         a header line, then one page per captured article
+    pages/pages.jsonl         a header line, then one page per captured article, and one per later version of it
     datapackage.json          the manifest: every file above with its sha256 and size
     datapackage-digest.json   the sha256 of datapackage.json
 
@@ -43,6 +43,7 @@ from archiver.collection import Collection, locked
 from archiver.config import Config
 from archiver.errors import UsageError, WaczRefused, WarcError
 from archiver.index.metadata import Article, Store
+from archiver.index.versions import Version, versions_of
 from archiver.verify import Problem, local_only, verify
 
 WACZ_VERSION = "1.1.1"
@@ -287,6 +288,22 @@ def page_of(article: Article) -> dict[str, Any]:
     }
 
 
+def version_page(version: Version) -> dict[str, Any]:
+    """The pages.jsonl entry of a later version of an article (archiver recapture), at its own time."""
+    stamp = version.replay_path.lstrip("/").split("/", 2)[1] if version.replay_path.count("/") >= 3 else ""
+    ts = f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}:{stamp[12:14]}Z" if len(
+        stamp) == 14 and stamp.isdigit() else version.first_seen
+    return {
+        "id": hashlib.sha256(f"{ts} {version.url} {version.version}".encode()).hexdigest()[:32],
+        "url": version.url,
+        "ts": ts,  # the version's own capture: replay finds it at this time
+        "title": version.title,
+        "version": version.version,
+        "kind": version.kind,  # edited, removed or restored
+        "status": version.status,
+    }
+
+
 def _write_pages(zf: zipfile.ZipFile, store: Store, when: DosTime, report: WaczReport) -> Resource:
     # the size is not known before writing; allow ZIP64 where the file could pass 2 GiB
     with _member(zf, PAGES_PATH, zipfile.ZIP_DEFLATED, when, force_zip64=store.count() > 30_000) as out:
@@ -295,4 +312,8 @@ def _write_pages(zf: zipfile.ZipFile, store: Store, when: DosTime, report: WaczR
             if article.captured and article.capture_time:
                 out.write((json.dumps(page_of(article), ensure_ascii=False) + "\n").encode("utf-8"))
                 report.pages += 1
+                if article.versions and article.versions > 1:  # every version, each at its time
+                    for version in versions_of(store.db, article.url)[1:]:
+                        out.write((json.dumps(version_page(version), ensure_ascii=False) + "\n").encode("utf-8"))
+                        report.pages += 1
     return out.resource(PAGES_PATH)

@@ -95,8 +95,9 @@ def test_manifest_pages_and_both_sort_orders(collection: Collection) -> None:
     assert folder == collection.path / "static" / "articles"
     manifest = read(folder, MANIFEST)
     assert {k: manifest[k] for k in ("version", "count", "page_size", "pages", "fields")} == {
-        "version": 2, "count": 11, "page_size": 4, "pages": 3, "fields": [
-            "title", "url", "seed_time", "capture_time", "status", "error", "replay_path", "thumbnail"]}
+        "version": 3, "count": 11, "page_size": 4, "pages": 3, "fields": [
+            "title", "url", "seed_time", "capture_time", "status", "error", "replay_path", "thumbnail",
+            "removed_at", "versions"]}
     written = [manifest["generation"]] * 3  # every page of this (first) listing
     assert manifest["orders"] == {"seed": {"prefix": "by-seed-", "timed": 10, "generations": written},
                                   "capture": {"prefix": "by-capture-", "timed": 11, "generations": written}}
@@ -120,7 +121,7 @@ def test_manifest_pages_and_both_sort_orders(collection: Collection) -> None:
         "title": "标题 0", "url": articles[0].url, "seed_time": articles[0].seed_time,
         "capture_time": articles[0].capture_time, "status": 200, "error": "",
         "replay_path": articles[0].replay_path,
-        "thumbnail": f"/news/{stamp}im_/https://img.example.org/0.jpg",
+        "thumbnail": f"/news/{stamp}im_/https://img.example.org/0.jpg", "removed_at": "", "versions": "[]",
     }
     assert rows[articles[4].url]["thumbnail"] == ""  # lead image not captured
     failed = rows[articles[5].url]

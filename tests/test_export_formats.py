@@ -93,12 +93,14 @@ def test_parquet_reads_back_in_duckdb_with_proper_types_and_values(tmp_path: Pat
     types = {name: kind for name, kind, *_ in read_parquet(out, "DESCRIBE SELECT * FROM t")}
     stamp = "TIMESTAMP WITH TIME ZONE"  # isAdjustedToUTC: an instant, shown in any zone
     assert list(types) == [*FIELDS[:6], "published_utc", *FIELDS[6:]]
-    assert {k: types[k] for k in ("seed_timestamp", "seed_time", "capture_time", "published_utc")} == dict.fromkeys(
-        ("seed_timestamp", "seed_time", "capture_time", "published_utc"), stamp)
-    counts = ("status", "attempts", "lead_image_status", "requisites", "requisites_failed", "requisites_skipped")
+    times = ("seed_timestamp", "seed_time", "capture_time", "published_utc", "last_checked", "last_changed",
+             "removed_at", "next_check")
+    assert {k: types[k] for k in times} == dict.fromkeys(times, stamp)
+    counts = ("status", "attempts", "lead_image_status", "requisites", "requisites_failed", "requisites_skipped",
+              "versions", "checks")
     assert {types[name] for name in counts} == {"INTEGER"}
     assert (types["warc_offset"], types["warc_length"]) == ("BIGINT", "BIGINT")
-    strings = set(FIELDS) - {"seed_timestamp", "seed_time", "capture_time", "warc_offset", "warc_length", *counts}
+    strings = set(FIELDS) - {*times, "warc_offset", "warc_length", *counts}
     assert {types[name] for name in strings} == {"VARCHAR"}
 
     got = {r[0]: r for r in read_parquet(out, "SELECT url, title, seed_timestamp, seed_time, published, "

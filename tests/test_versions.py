@@ -3,7 +3,9 @@ revisits for unchanged pages, versions rebuilt from the WARC files alone, the sc
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sqlite3
 import urllib.request
 from collections.abc import Iterator
@@ -239,3 +241,165 @@ def test_the_commands_show_checks_and_history(tmp_path: Path, site: ChangingSite
     assert unknown.exit_code == 1 and "not_captured" in unknown.output
     assert runner.invoke(cli, [*base, "history", site.article("nope")]).exit_code == 2
 
+
+
+def test_the_export_filters_edited_and_removed_articles_and_lists_versions(checking: Config, site: ChangingSite,
+                                                                           tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    import pyarrow.parquet as pq
+
+    from archiver.export import Filters, export
+    from archiver.index.versions import VERSION_COLUMNS
+    from archiver.wacz import wacz
+
+    cfg = checking
+    edited, removed, kept = site.article("headline"), site.article("gone404"), site.article("unchanged")
+    capture(cfg, [edited, removed, kept])
+    site.change()
+    recapture(cfg, EVERYTHING)
+
+    def urls(status: str) -> list[str]:
+        out = io.StringIO()
+        export(cfg, out, "jsonl", Filters.parse(None, None, None, (status,), ()))
+        return [json.loads(line)["url"] for line in out.getvalue().splitlines()]
+
+    assert urls("edited") == [edited] and urls("removed") == [removed]
+    out = io.StringIO()
+    assert export(cfg, out, "jsonl", versions=True) == 5
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(row["url"], row["version"], row["kind"]) for row in rows] == sorted(
+        [(edited, 1, "captured"), (edited, 2, "edited"), (removed, 1, "captured"), (removed, 2, "removed"),
+         (kept, 1, "captured")])
+    out = io.StringIO()
+    export(cfg, out, "csv", Filters.parse(None, None, None, ("removed",), ()), versions=True)
+    assert out.getvalue().splitlines()[0] == ",".join(VERSION_COLUMNS) and len(out.getvalue().splitlines()) == 3
+    target = tmp_path / "versions.parquet"
+    assert export(cfg, target, "parquet", versions=True) == 5
+    package = tmp_path / "versions.wacz"
+    wacz(cfg, package)  # one page per version, each at its own time
+    with zipfile.ZipFile(package) as zf:
+        pages = [json.loads(line) for line in zf.read("pages/pages.jsonl").decode().splitlines()[1:]]
+    assert sorted((p["url"], p.get("version", 1)) for p in pages) == sorted((r["url"], r["version"]) for r in rows)
+    later = {p["url"]: p for p in pages if p.get("version") == 2}
+    stamp = next(r["replay_path"] for r in rows if r["url"] == edited and r["version"] == 2).split("/")[2]
+    assert later[edited]["kind"] == "edited" and re.sub(r"\D", "", later[edited]["ts"]) == stamp
+    table = pq.read_table(target)
+    assert table.column_names == list(VERSION_COLUMNS) and str(table.schema.field("first_seen").type).startswith(
+        "timestamp")
+
+
+def test_watch_checks_the_items_of_its_feeds_when_they_are_due(checking: Config, site: ChangingSite) -> None:
+    from archiver.capture.run import CaptureReport
+    from archiver.watch import watch
+
+    cfg = checking
+    feed = cfg.root / "feed.xml"
+    feed.write_text(f"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+        <item><title>h</title><link>{site.article("headline")}</link></item></channel></rss>""")
+    other = site.article("paragraph")  # captured from elsewhere: not this watch's to check
+    capture(cfg, [other])
+    rounds: list[CaptureReport] = []
+
+    def an_hour_later(seconds: float) -> None:
+        site.change()
+        with sqlite3.connect(Collection.of(cfg).db_path) as db:  # every article due now
+            db.execute("UPDATE articles SET next_check = '2000-01-01T00:00:00Z'")
+        db.close()
+
+    assert watch(cfg, [str(feed)], 60, on_round=lambda n, report: rounds.append(report), rounds=2,
+                 sleep=an_hour_later) == 2
+    assert rounds[0].captured == 1 and _found(rounds[0].checks) == {}  # captured now, due in an hour
+    assert rounds[1].captured == 0 and _found(rounds[1].checks) == {"edited": 1}
+    assert [v.kind for v in history(cfg, site.article("headline")).versions] == ["captured", "edited"]
+    assert _row(cfg, other)["checks"] == 0
+
+
+@pytest.mark.slow
+def test_the_collection_page_marks_edited_and_removed_articles(checking: Config, site: ChangingSite,
+                                                               tmp_path: Path) -> None:
+    from .test_templates import watched_page
+
+    cfg = checking
+    edited, removed, kept = site.article("headline"), site.article("gone410"), site.article("unchanged")
+    capture(cfg, [edited, removed, kept])
+    site.change()
+    recapture(cfg, EVERYTHING)
+    with replay_server(cfg.root) as base, watched_page() as (page, dialogs, errors):
+        page.goto(base + "/news/", wait_until="load")
+        page.wait_for_selector("#articles tbody tr")
+        marks = page.evaluate("""() => [...document.querySelectorAll('#articles tbody tr')].map(tr => ({
+            url: tr.querySelector('.url').textContent,
+            marks: [...tr.querySelectorAll('.versions span')].map(s => s.textContent),
+            links: [...tr.querySelectorAll('.versions a')].map(a => [a.textContent, a.href])}))""")
+        page.screenshot(path=str(tmp_path / "collection-page.png"), full_page=True)
+        assert not dialogs and not errors, (dialogs, errors)
+    by_url = {row["url"]: row for row in marks}
+    assert by_url[edited]["marks"] == ["edited ×1"]
+    assert [text for text, _ in by_url[edited]["links"]] == ["v1 captured", "v2 edited"]
+    assert by_url[removed]["marks"][0].startswith("removed since 20")
+    assert by_url[kept]["marks"] == [] and by_url[kept]["links"] == []
+    versions = history(cfg, edited).versions
+    for (_, href), version in zip(by_url[edited]["links"], versions, strict=True):
+        assert href == base + version.replay_path  # each version's own replay
+
+
+@pytest.mark.slow
+def test_a_recapture_killed_midway_leaves_a_valid_collection_and_the_next_run_checks_the_rest(
+        tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import FAST_YAML
+    from .support.newsite import NewsSite, seed_document
+
+    site = NewsSite()
+    try:
+        root = tmp_path / "root"
+        (root / "seeds").mkdir(parents=True)
+        # one page at a time per host, batches of 4: the run takes a few seconds, killed inside them
+        (root / "config.yaml").write_text(FAST_YAML + "  host_concurrency: 1\n  batch_size: 4\n  processes: 1\n"
+                                          "  requisites: false\n")
+        urls = [f"{site.url}/slow/{n:03d}" for n in range(24)]
+        for n, url in enumerate(urls):
+            (root / "seeds" / f"{n:03d}.txt").write_text(seed_document(url, f"第{n}篇", 1696553101000 + n))
+        command = [sys.executable, "-m", "archiver", "--root", str(root)]
+        done = subprocess.run([*command, "capture", "--allow-private"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        db = root / "collections/news/indexes/metadata.sqlite"
+        with sqlite3.connect(db) as conn:  # every article due
+            conn.execute("UPDATE articles SET next_check = '2000-01-01T00:00:00Z'")
+        conn.close()
+
+        def checks() -> int:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as ro:
+                return int(ro.execute("SELECT count(*) FROM checks WHERE kind != 'captured'").fetchone()[0])
+
+        process = subprocess.Popen([*command, "recapture", "--allow-private"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and process.poll() is None and checks() < 4:
+                time.sleep(0.02)
+            assert process.poll() is None, "the recapture ended before it could be killed"
+            os.kill(process.pid, signal.SIGKILL)
+        finally:
+            process.wait(30)
+        killed_at = checks()
+        assert 4 <= killed_at < len(urls)
+        again = subprocess.run(  # (it mends the file the kill cut first, as capture does)
+            [*command, "recapture", "--allow-private"], capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        verified = CliRunner().invoke(cli, ["--root", str(root), "verify"])
+        assert verified.exit_code == 0, verified.output
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            counts = dict(conn.execute("SELECT url, checks FROM articles").fetchall())
+        conn.close()
+        # each article checked once: those the killed run committed are not due again, the rest were
+        assert counts == dict.fromkeys(urls, 1)
+    finally:
+        site.stop()

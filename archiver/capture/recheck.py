@@ -53,6 +53,7 @@ class Selection:
     hosts: tuple[str, ...] = ()
     older_than: float | None = None
     everything: bool = False
+    sources: tuple[str, ...] = ()  # only articles whose seed source starts with one of these (watch: its feeds)
 
 
 PAGE = 10_000  # URLs read at a time: the selection is streamed, never held whole
@@ -63,8 +64,10 @@ def selected(store: Store, selection: Selection, now: str, older_than_cut: str) 
     `older_than_cut`: now less `older_than`, the same format). Rows are read a page at a time,
     after the last one read, so checks recorded meanwhile neither repeat nor hide an article."""
     hosts = {h.lower() for h in selection.hosts}
-    for url, error, last, next_check in _candidates(store, selection, now):
+    for url, error, last, next_check, source in _candidates(store, selection, now):
         if error:
+            continue
+        if selection.sources and not source.startswith(selection.sources):
             continue
         if hosts and (urlsplit(url).hostname or "").lower() not in hosts:
             continue
@@ -76,8 +79,8 @@ def selected(store: Store, selection: Selection, now: str, older_than_cut: str) 
         yield url
 
 
-def _candidates(store: Store, selection: Selection, now: str) -> Iterator[tuple[str, str, str, str]]:
-    columns = "url, error, CASE WHEN last_checked != '' THEN last_checked ELSE capture_time END, next_check"
+def _candidates(store: Store, selection: Selection, now: str) -> Iterator[tuple[str, str, str, str, str]]:
+    columns = "url, error, CASE WHEN last_checked != '' THEN last_checked ELSE capture_time END, next_check, source"
     if selection.urls:
         for url in dict.fromkeys(selection.urls):
             row = store.db.execute(f"SELECT {columns} FROM articles WHERE url = ?", (url,)).fetchone()

@@ -16,8 +16,9 @@ as JSON under `collections/<coll>/static/articles/`, which pywb serves at
 
 A row is an array of the manifest's `fields`: `title` (the seed's, else the page's, else the
 URL), `url`, `seed_time`, `capture_time`, `status`, `error`, `replay_path` (as in the metadata
-index), and `thumbnail`: the lead image's replay path `/<coll>/<capture ts>im_/<image URL>` when
-it was captured with status 200 and is http(s), else "".
+index), `thumbnail`: the lead image's replay path `/<coll>/<capture ts>im_/<image URL>` when
+it was captured with status 200 and is http(s), else ""; `removed_at`, and `versions`: JSON text
+of `[number, kind, replay path]` for each version when a recapture found more than one, else "[]".
 
 Rows are streamed from SQLite in order (SQLite computes each one) and written a page at a time,
 so memory stays flat and 100,000 rows take about a second. A run that added or changed a few rows
@@ -46,7 +47,7 @@ from archiver.collection import Collection
 from archiver.index.metadata import LISTING_TIMES, ListingKey, Store
 
 PAGE_SIZE = 500
-LISTING_VERSION = 2
+LISTING_VERSION = 3
 MANIFEST = "manifest.json"
 # order name -> SQL expression of the row's time for that order, NULL when it has none
 ORDERS = LISTING_TIMES
@@ -65,6 +66,12 @@ _FIELDS = {
         THEN '/' || :coll || '/' || substr(replace(replace(replace(replace(capture_time, '-', ''), ':', ''),
              'T', ''), 'Z', '') || '00000000000000', 1, 14) || 'im_/' || lead_image_url
         ELSE '' END""",
+    # (archiver recapture) when the article was found removed, and [number, kind, replay path] of
+    # each version, as JSON text, when it has more than one
+    "removed_at": "COALESCE(removed_at, '')",
+    "versions": """CASE WHEN versions > 1 THEN (SELECT json_group_array(json_array(v.version, v.kind, v.replay_path))
+        FROM (SELECT version, kind, replay_path FROM versions WHERE versions.url = articles.url ORDER BY version) v)
+        ELSE '[]' END""",
 }
 FIELDS = tuple(_FIELDS)
 @dataclass(frozen=True)

@@ -251,7 +251,11 @@ class Store:
 
     def revise(self, schedule: versions.Schedule, everything: bool = False) -> int:
         """Derive the versions and next checks of the articles whose checks changed (of all, with `everything`)."""
-        return versions.revise(self.db, schedule, everything)
+        urls = [] if everything else [row[0] for row in self.db.execute("SELECT url FROM versions_pending")]
+        revised = versions.revise(self.db, schedule, everything)
+        for url in urls:  # their rows show their versions on the collection page (listing.py)
+            self._listing_change(url)
+        return revised
 
     def get(self, url: str) -> Article | None:
         row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles WHERE url = ?", (url,)).fetchone()

@@ -80,7 +80,7 @@ TABLES = ("checks", "versions", "versions_pending")
 
 _CHECK_COLUMNS = ("url", "date", "kind", "status", "error", "final_url", "title", "text_digest", "text_length",
                   "lead_digest", "payload_digest", "warc_file", "warc_offset", "warc_length", "replay_path")
-_VERSION_COLUMNS = ("url", "version", "kind", "first_seen", "last_seen", "title", "text_digest", "text_length",
+VERSION_COLUMNS = ("url", "version", "kind", "first_seen", "last_seen", "title", "text_digest", "text_length",
                     "lead_digest", "status", "warc_file", "warc_offset", "warc_length", "replay_path")
 
 
@@ -158,7 +158,7 @@ def checks_of(db: sqlite3.Connection, url: str) -> list[Check]:
 
 
 def versions_of(db: sqlite3.Connection, url: str) -> list[Version]:
-    rows = db.execute(f"SELECT {', '.join(_VERSION_COLUMNS)} FROM versions WHERE url = ? ORDER BY version",
+    rows = db.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions WHERE url = ? ORDER BY version",
                       (url,)).fetchall()
     return [Version(*row) for row in rows]
 
@@ -166,7 +166,7 @@ def versions_of(db: sqlite3.Connection, url: str) -> list[Version]:
 def latest(db: sqlite3.Connection, url: str) -> tuple[Version, Check] | None:
     """The article's current version and its latest check that reached the page (a check compares
     with both: the reader's view with the version, the bytes with the last payload)."""
-    version = db.execute(f"SELECT {', '.join(_VERSION_COLUMNS)} FROM versions WHERE url = ? "
+    version = db.execute(f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions WHERE url = ? "
                          "ORDER BY version DESC LIMIT 1", (url,)).fetchone()
     check = db.execute(f"SELECT {', '.join(_CHECK_COLUMNS)} FROM checks WHERE url = ? AND kind != 'failed' "
                        "ORDER BY date DESC LIMIT 1", (url,)).fetchone()
@@ -248,9 +248,9 @@ def revise(db: sqlite3.Connection, schedule: Schedule, everything: bool = False)
     for url in urls:
         versions, summary = derive(checks_of(db, url), schedule)
         db.execute("DELETE FROM versions WHERE url = ?", (url,))
-        db.executemany(f"INSERT INTO versions ({', '.join(_VERSION_COLUMNS)}) "
-                       f"VALUES ({', '.join('?' for _ in _VERSION_COLUMNS)})",
-                       [tuple(getattr(v, name) for name in _VERSION_COLUMNS) for v in versions])
+        db.executemany(f"INSERT INTO versions ({', '.join(VERSION_COLUMNS)}) "
+                       f"VALUES ({', '.join('?' for _ in VERSION_COLUMNS)})",
+                       [tuple(getattr(v, name) for name in VERSION_COLUMNS) for v in versions])
         db.execute("UPDATE articles SET versions = ?, checks = ?, last_checked = ?, last_changed = ?, "
                    "removed_at = ?, next_check = ? WHERE url = ?",
                    (summary.versions, summary.checks, summary.last_checked or "", summary.last_changed or "",

@@ -131,3 +131,8 @@ class _Labels:
             return real.relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
+
+
+def source_label(root: Path, path: Path) -> str:
+    """How the seeds of the file at `path` name their source (relative to `root` when inside it)."""
+    return _Labels(root)(path)
