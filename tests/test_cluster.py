@@ -181,5 +181,13 @@ def test_shared_requisites_are_fetched_once_by_workers_anywhere(tmp_path: Path, 
         counts = {(row["requisites"], row["requisites_failed"], row["requisites_skipped"])
                   for row in map(json.loads, out.getvalue().splitlines())}
         assert counts == {(len(SHARED) + len(own_requisites(0)), 0, 0)}
+        # checked again the same way, sharded by host: every page unchanged, no shared file fetched again
+        pages = sum(cdn.news_hits.values())
+        checked = subprocess.run([sys.executable, "-m", "archiver", "--root", str(tmp_path), "recapture",
+                                  "--allow-private", "--older-than", "0", "--all", *args], capture_output=True,
+                                 text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert checked.returncode == 0, checked.stderr
+        assert "16 articles checked: 16 unchanged" in checked.stderr
+        assert sum(cdn.news_hits.values()) == 2 * pages and all(cdn.static_hits[p] == 1 for p in SHARED)
     finally:
         cdn.stop()

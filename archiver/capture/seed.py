@@ -15,7 +15,7 @@ from archiver.capture.outputs import Outputs, SeedEnv, SharedFile, write_chain
 from archiver.errors import is_disk_error
 from archiver.extract.decode import MAX_DECODED, decode_body, is_html
 from archiver.extract.page import PageInfo, page_info
-from archiver.extract.versions import Reading, classify, normal_text, text_digest
+from archiver.extract.versions import Reading, classify, fingerprint
 from archiver.fetch.client import Chain, Exchange
 from archiver.index.cdxj import cdxj_line
 from archiver.index.fragments import Entry
@@ -186,7 +186,7 @@ def _seen(previous: Reading | None, chain: Chain, responses: list[Written], erro
           lead_digest: str, date: str) -> Seen | None:
     """What this capture or check found (None: a capture that failed, which is no version)."""
     reading = page.reading if page is not None and not error else ""
-    digest, length = (text_digest(reading), len(normal_text(reading))) if reading else ("", 0)
+    digest, length = fingerprint(reading) if reading else ("", 0)
     if previous is None:
         return Seen("captured", date, digest, length, lead_digest) if not error else None
     final = chain.final
@@ -194,7 +194,7 @@ def _seen(previous: Reading | None, chain: Chain, responses: list[Written], erro
     now = Reading(status=final.status if final is not None else None, error=chain.error, url=previous.url,
                   final_url=response.uri if response is not None else "",
                   payload_digest=("sha1:" + response.digest) if response is not None and response.digest else "",
-                  title=page.title if page is not None else "", text=reading,
+                  title=page.title if page is not None else "", text=reading, text_digest=digest, text_length=length,
                   # a lead image not fetched now (it failed, or lead_images is off), or not known
                   # before (a capture older than versions): no change of image can be told
                   lead_digest=lead_digest if lead_digest and previous.lead_digest else previous.lead_digest)

@@ -45,30 +45,34 @@ class Reading:
     text: str  # main text as page.main_text gives it ("" when none)
     lead_digest: str  # payload digest of the lead image ("" when none)
     removed: bool = False  # set by the caller when this reading's check was classified removed
-    # A reading kept in the index has no text, only these two: text_digest(text) and the length of
-    # normal_text(text). They stand for `text` when it is "" (a reading with text goes by its text).
+    # text_digest(text) and the length of normal_text(text), when the caller has them (a reading kept
+    # in the index has no text, only these; one just fetched gives both, so that its text is
+    # normalised once): they stand for `text` where given.
     text_digest: str = ""
     text_length: int = 0
 
 
 def _digest_of(reading: Reading) -> str:
-    return text_digest(reading.text) if reading.text else reading.text_digest
+    return reading.text_digest or (text_digest(reading.text) if reading.text else "")
 
 
 def _length_of(reading: Reading) -> int:
-    return len(normal_text(reading.text)) if reading.text else reading.text_length
+    return reading.text_length or (len(normal_text(reading.text)) if reading.text else 0)
 
 
 # --- text as a reader reads it -------------------------------------------------------------------
 
 # Invisible characters CMSes insert and drop between loads; they are not white space to str.split,
 # and left in they would read as edits.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff"))
+_INVISIBLE = ("\u200b", "\u2060", "\ufeff")
 
 
 def _blocks(text: str) -> list[str]:
     """The non-empty blocks (lines) of `text`, each with every run of white space made one space."""
-    lines = (" ".join(line.translate(_INVISIBLE).split()) for line in text.splitlines())
+    for mark in _INVISIBLE:  # (str.replace, where str.translate costs a dict lookup a character)
+        if mark in text:
+            text = text.replace(mark, "")
+    lines = (" ".join(line.split()) for line in text.splitlines())
     return [line for line in lines if line]
 
 
@@ -80,8 +84,13 @@ def normal_text(text: str) -> str:
 
 def text_digest(text: str) -> str:
     """"sha256:" and the hex digest of normal_text(text) in UTF-8; "" when there is no text."""
+    return fingerprint(text)[0]
+
+
+def fingerprint(text: str) -> tuple[str, int]:
+    """text_digest(text) and the length of normal_text(text), normalising it once."""
     normal = normal_text(text)
-    return "sha256:" + hashlib.sha256(normal.encode("utf-8")).hexdigest() if normal else ""
+    return ("sha256:" + hashlib.sha256(normal.encode("utf-8")).hexdigest() if normal else "", len(normal))
 
 
 # --- removal: redirects ------------------------------------------------------------------------
@@ -182,8 +191,8 @@ def is_stub(text: str, title: str, previous_text: str) -> bool:
     return _stub(text, title, len(normal_text(previous_text)))
 
 
-def _stub(text: str, title: str, previous_length: int) -> bool:
-    n, p = len(normal_text(text)), previous_length
+def _stub(text: str, title: str, previous_length: int, length: int | None = None) -> bool:
+    n, p = (len(normal_text(text)) if length is None else length), previous_length
     if not p:
         return n < STUB_SHORT and _notice(text, title)
     if n < STUB_SHRINK * p and n < STUB_SHORT:
@@ -210,7 +219,7 @@ def _still_removed(previous: Reading, now: Reading) -> bool:
         return True
     if not normal_text(now.text) or text_digest(now.text) == _digest_of(previous):
         return True
-    return _stub(now.text, now.title, 0)  # the previous text was the notice: no article to compare with
+    return _stub(now.text, now.title, 0, _length_of(now))  # the previous text was the notice: none to compare
 
 
 def classify(previous: Reading, now: Reading) -> str:
@@ -243,7 +252,7 @@ def classify(previous: Reading, now: Reading) -> str:
         return REMOVED if _still_removed(previous, now) else RESTORED
     if now.payload_digest and now.payload_digest == previous.payload_digest:
         return UNCHANGED
-    if _stub(now.text, now.title, _length_of(previous)):
+    if _stub(now.text, now.title, _length_of(previous), _length_of(now)):
         return REMOVED
     if (normal_text(now.title) != normal_text(previous.title) or _digest_of(now) != _digest_of(previous)
             or now.lead_digest != previous.lead_digest):

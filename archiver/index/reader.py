@@ -15,7 +15,7 @@ from pathlib import Path
 from archiver.errors import SeedError, WarcError
 from archiver.extract.decode import MAX_DECODED, decode_body, is_html
 from archiver.extract.page import PageInfo, page_info
-from archiver.extract.versions import normal_text, text_digest
+from archiver.extract.versions import fingerprint
 from archiver.index.cdxj import cdxj_line
 from archiver.index.links import LINKS_TYPE, MAX_BLOCK, Links, parse_links
 from archiver.index.metadata import Article
@@ -206,7 +206,7 @@ def _seen(headers: dict[str, str], meta: Written, page: PageInfo | None, attempt
         return None  # a failed capture: no version
     digest, length = headers.get(TEXT_DIGEST, ""), _int(headers.get(TEXT_LENGTH, "")) or 0
     if not digest and page is not None and page.reading and not attempt.error:
-        digest, length = text_digest(page.reading), len(normal_text(page.reading))
+        digest, length = fingerprint(page.reading)
     return Seen(kind or "captured", meta.date, digest, length, headers.get(LEAD_IMAGE_DIGEST, ""))
 
 
