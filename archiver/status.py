@@ -12,7 +12,7 @@ from archiver.collection import Collection, collection_names
 from archiver.config import Config
 from archiver.errors import UsageError
 from archiver.index.links import Totals, totals
-from archiver.index.metadata import Store
+from archiver.index.metadata import LISTING_TIMES, Store
 from archiver.storage import LocalStorage, collection_storage, warc_sizes
 
 
@@ -63,13 +63,14 @@ def collection_status(cfg: Config, collection: Collection) -> CollectionStatus:
                                 unindexed_files=len(files), open_files=open_files)
     with Store(collection.db_path, readonly=True) as store:
         db = store.db
-        seeds, captured, last = db.execute(
-            "SELECT count(*), count(CASE WHEN coalesce(error, '') = '' THEN 1 END), max(nullif(capture_time, ''))"
-            " FROM articles"
-        ).fetchone()
+        # each through an index, not a scan of the rows: status stays quick on millions of them
+        seeds = int(db.execute("SELECT count(*) FROM articles").fetchone()[0])
         reasons = dict(db.execute(
-            "SELECT error, count(*) FROM articles WHERE coalesce(error, '') <> '' GROUP BY error ORDER BY error"
-        ).fetchall())
+            "SELECT error, count(*) FROM articles WHERE error > '' GROUP BY error ORDER BY error").fetchall())
+        captured = seeds - sum(reasons.values())
+        found = db.execute(f"SELECT {LISTING_TIMES['capture']} FROM articles WHERE ({LISTING_TIMES['capture']} "
+                           f"IS NULL) = 0 ORDER BY {LISTING_TIMES['capture']} DESC LIMIT 1").fetchone()
+        last = found[0] if found else None
         indexed = store.indexed_files()
         search_pending = store.pending_span()[0]
         requisites = totals(db)

@@ -113,6 +113,8 @@ CREATE TABLE IF NOT EXISTS warc_files (
 -- the collection page's listing reads the rows in these orders, from a page on (listing.py):
 -- with these indexes that costs the rows read, not a sort of the whole table
 {_LISTING_INDEXES}
+-- `archiver status` counts the rows, and the failed ones by reason, through this small index
+CREATE INDEX IF NOT EXISTS articles_by_error ON articles (error);
 -- the first position (per listing order) a row changed since the collection page's listing was
 -- written: its pages before it stay (listing.py). order_name '*': everything changed.
 CREATE TABLE IF NOT EXISTS listing_changes (
