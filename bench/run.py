@@ -2,7 +2,7 @@
 """archiver's benchmarks: capture, index, memory, replay, CDXJ lookups and Dask cluster mode, each
 against baselines measured in the same run, alternating (A, B, A, B, ...), several repetitions.
 
-    .venv/bin/python bench/run.py [all|capture|index|memory|replay|cdxj|cluster|profile ...] [--quick] [--reps N]
+    .venv/bin/python bench/run.py [all|capture|requisites|recapture|schedule|index|...|profile] [--quick] [--reps N]
 
 `make bench` runs `all`. Results (Markdown) are printed and written to
 bench/.data/results/latest.md (and a dated copy). See bench/README.md.
@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import benchlib as bl
 from benchlib import ARCHIVER, BENCH, BIN, DATA, PY, RUNS, Run, fmt, log, median, ratio, run_timed, table, verdict
 from content import article_title, jpeg_pool, seed_document
 
-BENCHMARKS = ("capture", "requisites", "index", "memory", "replay", "cdxj", "cluster", "fetch")
+BENCHMARKS = ("capture", "requisites", "recapture", "schedule", "index", "memory", "replay", "cdxj", "cluster", "fetch")
 MB = 1024 * 1024
 WARM = 20  # articles of the capture warm-up run of each tool (not counted)
 FETCH_THREADS = 64  # the fetch benchmark's threads (capture's default workers until 2026-11-26; now 96)
@@ -397,6 +398,140 @@ def _capture_requisites(s: Settings, site: bl.Site, seeds: Path, mode: str, extr
     if not s.keep:
         shutil.rmtree(root, ignore_errors=True)
     return run
+
+
+# --- 1c. recapture ----------------------------------------------------------------------------
+
+def bench_recapture(s: Settings, report: Report) -> None:
+    """A recheck of unchanged articles against their first capture, in the same run: the
+    requisites benchmark's pages (a shared stylesheet, font and script per host, three body
+    images), captured, then all checked again with `recapture --older-than 0 --all`."""
+    work = DATA / "recapture"
+    shutil.rmtree(work, ignore_errors=True)
+    seeds = work / "seeds"
+    seeds.mkdir(parents=True)
+    log(f"recapture: {s.articles} articles on {s.ports} ports, {s.latency * 1000:.0f} ms latency")
+    firsts: list[Run] = []
+    checks: list[Run] = []
+    written: list[tuple[int, int]] = []
+    with bl.Site(s.ports, s.latency, prebuild=s.articles) as site:
+        epoch = 1_696_553_101_000
+        for i in range(s.articles):
+            doc = seed_document(site.url(i, "rnews"), article_title(i), epoch + i * 60_000, site.url(i, "img"))
+            (seeds / f"{i:06d}.md").write_text(doc, encoding="utf-8")
+        for rep in range(-1, s.reps):
+            root = RUNS / "recapture"
+            shutil.rmtree(root, ignore_errors=True)
+            bl.archiver_root(root, workers=96, host_concurrency=96, host_delay=0, allow_private=True)
+            source = seeds if rep >= 0 else _first(seeds, work / "seeds-warm")
+            tag = f"rep{rep}" if rep >= 0 else "warmup"
+            first = _timed_on(site, [ARCHIVER, "--root", str(root), "capture", str(source), "-c", "bench",
+                                     "--allow-private", "-q"], f"recapture-first-{tag}", root, s.time_limit)
+            size = sum(p.stat().st_size for p in warc_files(root))
+            check = _timed_on(site, [ARCHIVER, "--root", str(root), "recapture", "-c", "bench", "--allow-private",
+                                     "-q", "--older-than", "0", "--all"], f"recapture-check-{tag}", root, s.time_limit)
+            check.extra["checked"] = _checked(check)
+            check.extra["revisits"] = count_records(warc_files(root), "revisit")
+            if rep >= 0:
+                log(f"  first capture {first.wall:.1f} s, recheck {check.wall:.1f} s, rc {first.rc}/{check.rc}")
+                firsts.append(first)
+                checks.append(check)
+                written.append((size, sum(p.stat().st_size for p in warc_files(root)) - size))
+    first_wall, check_wall = median([r.wall for r in firsts]), median([r.wall for r in checks])
+    first_bytes, check_bytes = median([w[0] for w in written]), median([w[1] for w in written])
+    ok = all(r.rc == 0 for r in firsts + checks) and all(r.extra["checked"] == s.articles for r in checks)
+    rows = [
+        ["first capture", fmt(s.articles, 0), fmt(first_wall, 1), fmt(s.articles / first_wall, 1), "1.00x",
+         _mib(first_bytes), "1.000x", fmt(median([r.rss_mb for r in firsts]), 0), "", "ok" if ok else "**errors**"],
+        ["recapture, unchanged", fmt(median([r.extra["checked"] for r in checks]), 0), fmt(check_wall, 1),
+         fmt(s.articles / check_wall, 1), ratio(check_wall, first_wall), _mib(check_bytes),
+         f"{check_bytes / first_bytes:.3f}x", fmt(median([r.rss_mb for r in checks]), 0),
+         fmt(median([r.extra["revisits"] for r in checks]), 0), "ok" if ok else "**errors**"],
+    ]
+    lines = [
+        f"{s.articles} articles as in the requisites benchmark (a page, its lead image, three body images and its "
+        f"host's shared stylesheet, font, background and script; {s.ports} hosts, {s.latency * 1000:.0f} ms per "
+        "response, workers 96, host_concurrency 96, host_delay 0), captured, then all checked again at once "
+        "(`recapture --older-than 0 --all`): every byte the same, so pages and images become revisit records and "
+        "the shared files are still fresh. Bytes: what each run added to the WARC files.", "",
+        *table(["run", "articles", "wall s", "articles/s", "time vs first", "bytes written", "bytes vs first",
+                "peak memory MB", "revisit records", "result"], rows), "",
+        "Per repetition (wall s): first " + ", ".join(f"{r.wall:.1f}" for r in firsts) + "; recapture "
+        + ", ".join(f"{r.wall:.1f}" for r in checks),
+    ]
+    report.sections.append(("Recapture", lines))
+    report.target("recapture of unchanged articles, time", "<= 0.5x the first capture", ratio(check_wall, first_wall),
+                  check_wall <= 0.5 * first_wall)
+    report.target("recapture of unchanged articles, bytes", "<= 0.05x the first capture",
+                  f"{check_bytes / first_bytes:.3f}x", check_bytes <= 0.05 * first_bytes)
+    if not s.keep:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(RUNS / "recapture", ignore_errors=True)
+
+
+SCHEDULE_SIZES = (1_000_000, 10_000_000)  # --quick: 100,000 and 1,000,000
+# "now" for each count due: the rows' next checks are spread evenly over 30 days (make_schedule.py)
+DUE_COUNTS = (1_000, 100_000)
+
+
+def bench_schedule(s: Settings, report: Report) -> None:
+    """Finding what is due in a large collection, and `archiver status` on it."""
+    sizes = tuple(n // 10 for n in SCHEDULE_SIZES) if s.quick else SCHEDULE_SIZES
+    rows = []
+    slowest_status = 0.0
+    for size in sizes:
+        root = DATA / f"schedule-{size}"
+        if not (root / "collections/bench/indexes/metadata.sqlite").exists():
+            log(f"schedule: making {size:,} rows (once; kept in {root})")
+            shutil.rmtree(root, ignore_errors=True)
+            subprocess.run([PY, str(BENCH / "make_schedule.py"), str(root), "bench", str(size)], check=True,
+                           cwd=BENCH, env={**os.environ, "PYTHONPATH": str(BENCH)}, timeout=3600)
+        moments = []
+        for due in DUE_COUNTS:
+            at = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=30) * (due / size)
+            moments.append(at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        timings: dict[int, list[float]] = {}
+        found: dict[int, int] = {}
+        for _ in range(s.reps):
+            out = subprocess.run([PY, str(BENCH / "schedule_due.py"), str(root), "bench", *moments], check=True,
+                                 capture_output=True, text=True, timeout=600).stdout
+            for want, line in zip(DUE_COUNTS, out.splitlines(), strict=True):
+                result = json.loads(line)
+                timings.setdefault(want, []).append(result["seconds"])
+                found[want] = result["due"]
+        statuses = [run_timed([ARCHIVER, "--root", str(root), "status", "-c", "bench"], f"schedule-status-{size}",
+                              timeout=s.time_limit) for _ in range(s.reps)]
+        status_wall = median([r.wall for r in statuses])
+        slowest_status = max(slowest_status, status_wall)
+        for want in DUE_COUNTS:
+            seconds = median(timings[want])
+            rows.append([fmt(size, 0), fmt(found[want], 0), f"{seconds * 1000:.1f}",
+                         f"{seconds / max(found[want], 1) * 1e6:.2f}", f"{status_wall:.2f}"])
+    lines = [
+        "Synthetic captured articles (bench/make_schedule.py: the real schema, next checks spread evenly over 30 "
+        "days), and the selection `archiver recapture` makes with no options (capture/recheck.selected, every URL "
+        "due read through the index on next_check, a page at a time), timed in-process (bench/schedule_due.py); "
+        "`archiver status` timed as a whole command.", "",
+        *table(["articles in the index", "due", "finding them ms", "µs per article due", "status s"], rows), "",
+    ]
+    report.sections.append(("Schedule", lines))
+    report.target("status on the largest collection", "< 1 s", f"{slowest_status:.2f} s", slowest_status < 1.0)
+
+
+def _timed_on(site: bl.Site, cmd: list[str], name: str, root: Path, limit: float) -> Run:
+    return _site_share(site, lambda: run_timed(cmd, name, cwd=root, timeout=limit))
+
+
+def _first(seeds: Path, warm: Path) -> Path:
+    warm.mkdir(exist_ok=True)
+    for path in sorted(seeds.iterdir())[:WARM]:
+        shutil.copy(path, warm / path.name)
+    return warm
+
+
+def _checked(run: Run) -> int:
+    m = re.search(r"(\d+) articles? checked", run.stderr)
+    return int(m.group(1)) if m else 0
 
 
 # --- 2. index -----------------------------------------------------------------------------
@@ -1302,11 +1437,13 @@ def main() -> None:
     report.machine["archiver"] = measured if args.code != "worktree" else f"{report.machine['archiver']} ({measured})"
     RUNS.mkdir(parents=True, exist_ok=True)
     funcs: dict[str, Callable[[Settings, Report], None]] = {
-        "capture": bench_capture, "requisites": bench_requisites, "index": bench_index, "replay": bench_replay,
+        "capture": bench_capture, "requisites": bench_requisites, "recapture": bench_recapture,
+        "schedule": bench_schedule,
+        "index": bench_index, "replay": bench_replay,
         "memory": bench_memory, "cdxj": bench_cdxj, "cluster": bench_cluster, "fetch": bench_fetch,
         "profile": bench_profile}
-    order = [b for b in ("capture", "requisites", "index", "replay", "memory", "cdxj", "fetch", "cluster", "profile")
-             if b in which]
+    order = [b for b in ("capture", "requisites", "recapture", "schedule", "index", "replay", "memory", "cdxj",
+                         "fetch", "cluster", "profile") if b in which]
     failed = []
     for name in order:
         t0 = time.monotonic()
