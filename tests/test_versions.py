@@ -140,6 +140,11 @@ def test_an_unchanged_page_is_a_revisit_and_replays_each_version_at_its_time(che
     with replay_server(cfg.root) as base:  # each version at its own time, as pywb finds it
         old, new = (_get(base + _unframed(v.replay_path)) for v in versions)
         assert SOFTENED_HEADLINE not in old and SOFTENED_HEADLINE in new
+        # pywb's own timemap lists every capture and check of the article: the capture, the
+        # unchanged check (a revisit) and the edit
+        timemap = _get(f"{base}/news/timemap/link/{article}")
+        assert timemap.count('rel="memento"') + timemap.count('rel="first memento"') + timemap.count(
+            'rel="last memento"') + timemap.count('rel="first last memento"') == 3, timemap
         with chromium() as browser:  # and as a reader sees it, in pywb's frame
             shown = []
             for version in versions:
@@ -194,6 +199,15 @@ def test_the_schedule_doubles_while_unchanged_and_only_what_is_due_is_checked(ch
     assert _row(cfg, urls[0])["next_check"] == "2025-03-01T15:02:00Z"  # unchanged again: 4 hours on
     assert _row(cfg, urls[1])["next_check"] == "2025-03-01T12:02:00Z"  # edited: back to 1 hour
     assert _row(cfg, urls[1])["last_changed"] == "2025-03-01T11:02:00Z"
+
+
+def _one_of_each(cfg: Config, site: ChangingSite, gone: str) -> tuple[str, str, str]:
+    """An article edited, one removed (`gone`) and one unchanged, captured and checked after the change."""
+    urls = site.article("headline"), site.article(gone), site.article("unchanged")
+    capture(cfg, list(urls))
+    site.change()
+    recapture(cfg, EVERYTHING)
+    return urls
 
 
 def _records(cfg: Config, kind: str) -> list[dict[str, str]]:
@@ -255,10 +269,7 @@ def test_the_export_filters_edited_and_removed_articles_and_lists_versions(check
     from archiver.wacz import wacz
 
     cfg = checking
-    edited, removed, kept = site.article("headline"), site.article("gone404"), site.article("unchanged")
-    capture(cfg, [edited, removed, kept])
-    site.change()
-    recapture(cfg, EVERYTHING)
+    edited, removed, kept = _one_of_each(cfg, site, "gone404")
 
     def urls(status: str) -> list[str]:
         out = io.StringIO()
@@ -322,10 +333,7 @@ def test_the_collection_page_marks_edited_and_removed_articles(checking: Config,
     from .test_templates import watched_page
 
     cfg = checking
-    edited, removed, kept = site.article("headline"), site.article("gone410"), site.article("unchanged")
-    capture(cfg, [edited, removed, kept])
-    site.change()
-    recapture(cfg, EVERYTHING)
+    edited, removed, kept = _one_of_each(cfg, site, "gone410")
     with replay_server(cfg.root) as base, watched_page() as (page, dialogs, errors):
         page.goto(base + "/news/", wait_until="load")
         page.wait_for_selector("#articles tbody tr")
