@@ -64,7 +64,7 @@ def selected(store: Store, selection: Selection, now: str, older_than_cut: str) 
     `older_than_cut`: now less `older_than`, the same format). Rows are read a page at a time,
     after the last one read, so checks recorded meanwhile neither repeat nor hide an article."""
     hosts = {h.lower() for h in selection.hosts}
-    for url, error, last, next_check, source in _candidates(store, selection, now):
+    for url, error, last, _, source in _candidates(store, selection, now):
         if error:
             continue
         if selection.sources and not source.startswith(selection.sources):
@@ -72,9 +72,6 @@ def selected(store: Store, selection: Selection, now: str, older_than_cut: str) 
         if hosts and (urlsplit(url).hostname or "").lower() not in hosts:
             continue
         if selection.older_than is not None and last > older_than_cut:
-            continue
-        if not (selection.urls or selection.everything or selection.older_than is not None) and not (
-                next_check and next_check <= now):
             continue
         yield url
 

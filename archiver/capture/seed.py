@@ -186,7 +186,7 @@ def _seen(previous: Reading | None, chain: Chain, responses: list[Written], erro
           lead_digest: str, date: str) -> Seen | None:
     """What this capture or check found (None: a capture that failed, which is no version)."""
     reading = page.reading if page is not None and not error else ""
-    digest, length = fingerprint(reading) if reading else ("", 0)
+    digest, length = fingerprint(reading)
     if previous is None:
         return Seen("captured", date, digest, length, lead_digest) if not error else None
     final = chain.final

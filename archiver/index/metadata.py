@@ -251,13 +251,12 @@ class Store:
         """Record a capture or a check of an article (index/versions.py)."""
         versions.put_check(self.db, check)
 
-    def revise(self, schedule: versions.Schedule, everything: bool = False) -> int:
+    def revise(self, schedule: versions.Schedule, everything: bool = False) -> None:
         """Derive the versions and next checks of the articles whose checks changed (of all, with `everything`)."""
-        urls = [] if everything else [row[0] for row in self.db.execute("SELECT url FROM versions_pending")]
-        revised = versions.revise(self.db, schedule, everything)
-        for url in urls:  # their rows show their versions on the collection page (listing.py)
-            self._listing_change(url)
-        return revised
+        shown = versions.revise(self.db, schedule, everything)
+        if not everything:  # (a rebuild rewrites the whole listing anyway)
+            for url in shown:  # their rows show their versions on the collection page (listing.py)
+                self._listing_change(url)
 
     def get(self, url: str) -> Article | None:
         row = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM articles WHERE url = ?", (url,)).fetchone()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from archiver.index.links import moment
@@ -144,9 +144,9 @@ class Schedule:
 
 def put_check(db: sqlite3.Connection, check: Check) -> None:
     """Record a capture or check (in the caller's transaction); its article is revised later."""
-    values = tuple(getattr(check, name) for name in _CHECK_COLUMNS)
+    normal = replace(check, date=moment(check.date))  # dates that compare as text
     db.execute(f"INSERT OR REPLACE INTO checks ({', '.join(_CHECK_COLUMNS)}) "
-               f"VALUES ({', '.join('?' for _ in _CHECK_COLUMNS)})", (*values[:1], moment(check.date), *values[2:]))
+               f"VALUES ({', '.join('?' for _ in _CHECK_COLUMNS)})", tuple(getattr(normal, n) for n in _CHECK_COLUMNS))
     db.execute("INSERT OR IGNORE INTO versions_pending VALUES (?)", (check.url,))
 
 
@@ -179,10 +179,10 @@ def latest(db: sqlite3.Connection, url: str) -> tuple[Version, Check] | None:
 class _Summary:
     versions: int = 0
     checks: int = 0
-    last_checked: str | None = None
-    last_changed: str | None = None
-    removed_at: str | None = None
-    next_check: str | None = None
+    last_checked: str = ""  # ("" when none, as in the row)
+    last_changed: str = ""
+    removed_at: str = ""
+    next_check: str = ""
 
 
 def derive(checks: Iterable[Check], schedule: Schedule) -> tuple[list[Version], _Summary]:
@@ -214,19 +214,15 @@ def derive(checks: Iterable[Check], schedule: Schedule) -> tuple[list[Version], 
             if kind == "removed":
                 summary.removed_at = date
             elif kind == "restored":
-                summary.removed_at = None
+                summary.removed_at = ""
         elif kind in ("unchanged", "same"):
-            versions[-1] = _seen(versions[-1], date)
+            versions[-1] = replace(versions[-1], last_seen=date)
             interval = min(interval * 2, schedule.recheck_max)
         # failed: the same interval again
     summary.versions = len(versions)
     if last:
         summary.next_check = _plus(last, interval)
     return versions, summary
-
-
-def _seen(version: Version, date: str) -> Version:
-    return Version(**{**version.__dict__, "last_seen": date})
 
 
 def _iso(normal: str) -> str:
@@ -239,12 +235,14 @@ def _plus(date: str, seconds: float) -> str:
     return (moment_of + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def revise(db: sqlite3.Connection, schedule: Schedule, everything: bool = False) -> int:
+def revise(db: sqlite3.Connection, schedule: Schedule, everything: bool = False) -> list[str]:
     """Derive the versions and schedule of the articles whose checks changed (of all, with
-    `everything`), in the caller's transaction. Returns how many articles were revised."""
+    `everything`), in the caller's transaction. Returns those of them with more than one version:
+    the collection page shows their versions (listing.py)."""
     if everything:
         db.execute("INSERT OR IGNORE INTO versions_pending SELECT DISTINCT url FROM checks")
     urls = [row[0] for row in db.execute("SELECT url FROM versions_pending")]
+    shown = []
     for url in urls:
         versions, summary = derive(checks_of(db, url), schedule)
         db.execute("DELETE FROM versions WHERE url = ?", (url,))
@@ -253,7 +251,9 @@ def revise(db: sqlite3.Connection, schedule: Schedule, everything: bool = False)
                        [tuple(getattr(v, name) for name in VERSION_COLUMNS) for v in versions])
         db.execute("UPDATE articles SET versions = ?, checks = ?, last_checked = ?, last_changed = ?, "
                    "removed_at = ?, next_check = ? WHERE url = ?",
-                   (summary.versions, summary.checks, summary.last_checked or "", summary.last_changed or "",
-                    summary.removed_at or "", summary.next_check or "", url))
+                   (summary.versions, summary.checks, summary.last_checked, summary.last_changed,
+                    summary.removed_at, summary.next_check, url))
+        if summary.versions > 1:
+            shown.append(url)
     db.execute("DELETE FROM versions_pending")
-    return len(urls)
+    return shown
