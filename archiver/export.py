@@ -403,7 +403,7 @@ def _write_parquet(cursor: sqlite3.Cursor, out: IO[bytes], progress: Callable[[i
     count = 0
     with pq.ParquetWriter(out, schema) as writer:
         while batch := cursor.fetchmany(BATCH_ROWS):
-            writer.write_batch(_version_batch(schema, batch) if versions else _record_batch(schema, batch))
+            writer.write_batch(_record_batch(schema, batch, _VERSION_COLUMN if versions else _SOURCE_COLUMN))
             count += len(batch)
             del batch  # dropped before the next is fetched: one batch in memory at a time
             if progress is not None:
@@ -415,27 +415,18 @@ _SOURCE_COLUMN = {name: i for i, name in enumerate(FIELDS)} | {"published_utc": 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
     "seed_time": _instant_ms, "capture_time": _instant_ms, "published_utc": _instant_ms,
     "last_checked": _instant_ms, "last_changed": _instant_ms, "removed_at": _instant_ms, "next_check": _instant_ms,
+    "first_seen": _instant_ms, "last_seen": _instant_ms,  # (of export --versions)
 }
+_VERSION_COLUMN = {name: i for i, name in enumerate(VERSION_COLUMNS)}
 
 
-def _version_batch(schema: Any, rows: list[tuple[Any, ...]]) -> Any:
-    pa = pyarrow()
-    columns = list(zip(*rows, strict=True))
-    arrays = []
-    for number, field in enumerate(schema):
-        values = columns[number]
-        if field.name in ("first_seen", "last_seen"):
-            values = tuple(map(_instant_ms, values))
-        arrays.append(pa.array(values, type=field.type))
-    return pa.record_batch(arrays, schema=schema)
-
-
-def _record_batch(schema: Any, rows: list[tuple[Any, ...]]) -> Any:
+def _record_batch(schema: Any, rows: list[tuple[Any, ...]], source: dict[str, int]) -> Any:
+    """A Parquet batch of `rows`, each column taken from the row's value at `source[name]`."""
     pa = pyarrow()
     columns = list(zip(*rows, strict=True))
     arrays = []
     for field in schema:
-        values = columns[_SOURCE_COLUMN[field.name]]
+        values = columns[source[field.name]]
         if field.name in _CONVERT:
             values = tuple(map(_CONVERT[field.name], values))
         arrays.append(pa.array(values, type=field.type))

@@ -43,6 +43,7 @@ from archiver.collection import Collection, locked
 from archiver.config import Config
 from archiver.errors import UsageError, WaczRefused, WarcError
 from archiver.index.metadata import Article, Store
+from archiver.index.rows import iso_seconds
 from archiver.index.versions import Version, versions_of
 from archiver.verify import Problem, local_only, verify
 
@@ -291,8 +292,7 @@ def page_of(article: Article) -> dict[str, Any]:
 def version_page(version: Version) -> dict[str, Any]:
     """The pages.jsonl entry of a later version of an article (archiver recapture), at its own time."""
     stamp = version.replay_path.lstrip("/").split("/", 2)[1] if version.replay_path.count("/") >= 3 else ""
-    ts = f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}:{stamp[12:14]}Z" if len(
-        stamp) == 14 and stamp.isdigit() else version.first_seen
+    ts = iso_seconds(stamp) if len(stamp) == 14 and stamp.isdigit() else version.first_seen
     return {
         "id": hashlib.sha256(f"{ts} {version.url} {version.version}".encode()).hexdigest()[:32],
         "url": version.url,
